@@ -1,0 +1,32 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod conformance;
+pub mod error;
+pub mod fleet;
+pub mod machine;
+pub mod promoter;
+pub mod registry;
+pub mod report;
+pub mod suite;
+pub mod types;
+
+pub use clock::{Clock, ManualClock};
+pub use error::{BoxError, Error, ErrorKind, UsageError};
+pub use fleet::{StaticFleet, TenantFleet};
+pub use machine::{Outcome, State};
+pub use promoter::{EmptyFleet, Observer, Policy, Promoter, Rollout, VerifyOptions};
+pub use registry::{MemoryRegistry, Registry};
+pub use report::{Command, ImageReport, ImageStatus, PromotionReport, TenantReport};
+pub use suite::{CheckResult, CheckStatus, RunContext, ScriptedSuite, SmokeSuite};
+pub use types::{
+    Digest, GitSha, ImageRef, Manifest, Reference, Release, Secret, Tag, TagTemplate, Tenant,
+};
+
+#[cfg(feature = "mock")]
+pub use fleet::MockTenantFleet;
+#[cfg(feature = "mock")]
+pub use registry::MockRegistry;
+#[cfg(feature = "mock")]
+pub use suite::MockSmokeSuite;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. Installs what the tests need first:
+# the CNCF distribution registry (Debian `docker-registry`), skopeo,
+# htpasswd and openssl. The tests start and stop their own registries on
+# free loopback ports; a missing binary fails the run loudly, never skips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+for bin in docker-registry skopeo htpasswd openssl; do
+    command -v "$bin" >/dev/null 2>&1 || { echo "error: $bin is not installed and could not be installed" >&2; exit 1; }
+done
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+    cargo install --locked cargo-nextest
+fi
+
+profile="${NEXTEST_PROFILE:-default}"
+[ "${CI:-}" = "true" ] && profile=ci
+cargo nextest run --workspace --all-features --profile "$profile" "$@"
+cargo test --workspace --doc --all-features
