@@ -1,1 +1,7 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod fake_registry;
+pub mod oci;
+pub mod real_registry;
+pub mod tenant;
