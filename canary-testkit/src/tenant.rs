@@ -1,1 +1,338 @@
-//! TODO
+//! The reference tenant server: the six endpoints the `workspace-server`
+//! smoke suite checks, implemented for real, with fault modes that each
+//! break one thing a release can break.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use canary_testkit::tenant::{TenantFault, TenantOptions, TenantServer};
+//!
+//! let tenant = TenantServer::start(TenantOptions {
+//!     token: "admin-token".into(),
+//!     version: "4c1d56e".into(),
+//!     fault: TenantFault::None,
+//! })
+//! .await;
+//! println!("tenant at {}", tenant.url());
+//! // Dropping the server stops it.
+//! # }
+//! ```
+//!
+//! Endpoints (all but the unauthenticated liveness answer need
+//! `Authorization: Bearer <token>`; without it they answer 401):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /admin/liveness` | `{"status":"ok","version":…,"subsystems":{…}}` |
+//! | `GET /workspaces` | an array of workspaces |
+//! | `POST /memories/commit` `{"content": "…"}` | 201 `{"id": n}`; the content is stored |
+//! | `GET /memories/search?q=…` | an array of the stored memories whose content contains `q` |
+//! | `GET /events` | an array of events (one per commit) |
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// The version a tenant with [`TenantFault::OldVersion`] reports: a sha no
+/// release has.
+pub const OLD_VERSION: &str = "0000000000000000000000000000000000000000";
+
+/// What is wrong with a reference tenant. Each fault breaks what one kind of
+/// regression breaks; the smoke suite must catch each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TenantFault {
+    /// Healthy.
+    #[default]
+    None,
+    /// `GET /admin/liveness` answers 200 without a bearer token (the C4
+    /// regression the seed's last check guards against).
+    AuthBypass,
+    /// `POST /memories/commit` answers 201 but stores nothing, so the search
+    /// does not find the commit.
+    BrokenRoundTrip,
+    /// `GET /workspaces` answers an object, and liveness has no
+    /// `subsystems`.
+    WrongShapes,
+    /// Every request answers 500, with a debug body that echoes the
+    /// request's `Authorization` header (as careless error pages do).
+    ServerError,
+    /// Every answer is delayed by this long.
+    Slow(Duration),
+    /// Every answer is an HTML page with status 200.
+    NonJson,
+    /// The first N requests answer 503; after that the tenant is healthy.
+    Flaky(u32),
+    /// Healthy, but liveness reports [`OLD_VERSION`]: the tenant did not
+    /// roll out the release.
+    OldVersion,
+}
+
+/// How to start a reference tenant.
+#[derive(Debug, Clone, Default)]
+pub struct TenantOptions {
+    /// The admin token the tenant accepts as `Authorization: Bearer …`.
+    pub token: String,
+    /// The version liveness reports (a sha).
+    pub version: String,
+    /// The fault, if any.
+    pub fault: TenantFault,
+}
+
+struct Memory {
+    id: u64,
+    content: String,
+}
+
+struct Shared {
+    token: String,
+    version: Mutex<String>,
+    fault: Mutex<TenantFault>,
+    requests: AtomicU64,
+    memories: Mutex<Vec<Memory>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running reference tenant on `127.0.0.1` and a free port. Dropping it
+/// stops the server.
+pub struct TenantServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for TenantServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantServer")
+            .field("url", &self.url())
+            .field("fault", &self.fault())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantServer {
+    /// Starts a tenant on the current Tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound (a broken test machine).
+    pub async fn start(options: TenantOptions) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port for the reference tenant");
+        let addr = listener
+            .local_addr()
+            .expect("local address of a bound listener");
+        let shared = Arc::new(Shared {
+            token: options.token,
+            version: Mutex::new(options.version),
+            fault: Mutex::new(options.fault),
+            requests: AtomicU64::new(0),
+            memories: Mutex::new(Vec::new()),
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Self {
+            addr,
+            shared,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Changes the version liveness reports (a rollout).
+    pub fn set_version(&self, version: impl Into<String>) {
+        *lock(&self.shared.version) = version.into();
+    }
+
+    /// Changes the fault. Setting [`TenantFault::Flaky`] restarts its count
+    /// from the number of requests served so far.
+    pub fn set_fault(&self, fault: TenantFault) {
+        let fault = match fault {
+            TenantFault::Flaky(n) => {
+                let served = self.requests();
+                TenantFault::Flaky(n.saturating_add(u32::try_from(served).unwrap_or(u32::MAX)))
+            }
+            other => other,
+        };
+        *lock(&self.shared.fault) = fault;
+    }
+
+    /// The current fault.
+    pub fn fault(&self) -> TenantFault {
+        *lock(&self.shared.fault)
+    }
+
+    /// How many requests the tenant has received.
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// The contents committed so far.
+    pub fn memories(&self) -> Vec<String> {
+        lock(&self.shared.memories)
+            .iter()
+            .map(|m| m.content.clone())
+            .collect()
+    }
+}
+
+impl Drop for TenantServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let n = shared.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let fault = *lock(&shared.fault);
+    if let TenantFault::Slow(delay) = fault {
+        tokio::time::sleep(delay).await;
+    }
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match fault {
+        TenantFault::Flaky(first) if n <= u64::from(first) => {
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"error": "starting up"}),
+            );
+        }
+        TenantFault::ServerError => {
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({
+                    "error": "internal server error",
+                    "debug": {"path": uri.path(), "authorization": authorization},
+                }),
+            );
+        }
+        TenantFault::NonJson => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body><h1>Welcome to nginx!</h1></body></html>",
+            )
+                .into_response();
+        }
+        _ => {}
+    }
+    let authorized = authorization
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| !shared.token.is_empty() && t == shared.token);
+    let path = uri.path();
+    let liveness_open = fault == TenantFault::AuthBypass && path == "/admin/liveness";
+    if !authorized && !liveness_open {
+        return json_response(StatusCode::UNAUTHORIZED, &json!({"error": "unauthorized"}));
+    }
+    match (method, path) {
+        (Method::GET, "/admin/liveness") => {
+            let version = if fault == TenantFault::OldVersion {
+                OLD_VERSION.to_string()
+            } else {
+                lock(&shared.version).clone()
+            };
+            let body = if fault == TenantFault::WrongShapes {
+                json!({"status": "ok", "version": version})
+            } else {
+                json!({
+                    "status": "ok",
+                    "version": version,
+                    "subsystems": {"db": "ok", "auth": "ok", "memories": "ok"},
+                })
+            };
+            json_response(StatusCode::OK, &body)
+        }
+        (Method::GET, "/workspaces") => {
+            let workspaces = json!([{"id": "ws-1", "name": "default"}]);
+            let body = if fault == TenantFault::WrongShapes {
+                json!({"workspaces": workspaces})
+            } else {
+                workspaces
+            };
+            json_response(StatusCode::OK, &body)
+        }
+        (Method::POST, "/memories/commit") => {
+            let content = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("content").and_then(Value::as_str).map(str::to_string));
+            let Some(content) = content else {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "expected a JSON body {\"content\": \"…\"}"}),
+                );
+            };
+            let mut memories = lock(&shared.memories);
+            let id = memories.len() as u64 + 1;
+            if fault != TenantFault::BrokenRoundTrip {
+                memories.push(Memory { id, content });
+            }
+            json_response(StatusCode::CREATED, &json!({"id": id}))
+        }
+        (Method::GET, "/memories/search") => {
+            let q = query.get("q").map_or("", String::as_str);
+            let found: Vec<Value> = lock(&shared.memories)
+                .iter()
+                .filter(|m| !q.is_empty() && m.content.contains(q))
+                .map(|m| json!({"id": m.id, "content": m.content}))
+                .collect();
+            json_response(StatusCode::OK, &Value::Array(found))
+        }
+        (Method::GET, "/events") => {
+            let events: Vec<Value> = lock(&shared.memories)
+                .iter()
+                .map(|m| json!({"type": "memory.committed", "id": m.id}))
+                .collect();
+            json_response(StatusCode::OK, &Value::Array(events))
+        }
+        _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
+    }
+}
