@@ -240,9 +240,8 @@ impl Promoter {
         let started = self.clock.now_ms();
         let mut report = PromotionReport::new(Command::Smoke, sha.clone());
         report.timings.started_ms = started;
-        let tenants = match self.tenants(&mut report).await {
-            Some(t) => t,
-            None => return report,
+        let Some(tenants) = self.tenants(&mut report).await else {
+            return report;
         };
         if tenants.is_empty() {
             report.set_outcome(Outcome::Skipped, "no canary tenant configured");
@@ -251,7 +250,9 @@ impl Promoter {
                 sha,
                 run_id: run_id.to_string(),
             };
-            report.tenants = self.check_fleet(&tenants, &context).await;
+            report.tenants = self
+                .check_fleet(&tenants, vec![None; tenants.len()], &context)
+                .await;
             let (outcome, reason) = verdict(&report.tenants);
             let outcome = if outcome == Event::ChecksPassed {
                 Outcome::Passed
@@ -365,13 +366,11 @@ impl Promoter {
             .collect();
 
         let tenants = if matches!(mode, Mode::Verify { .. }) {
-            match self.tenants(&mut report).await {
-                Some(t) => t,
-                None => {
-                    report.timings.finished_ms = self.clock.now_ms();
-                    return report;
-                }
-            }
+            let Some(tenants) = self.tenants(&mut report).await else {
+                report.timings.finished_ms = self.clock.now_ms();
+                return report;
+            };
+            tenants
         } else {
             Vec::new()
         };
@@ -423,7 +422,13 @@ impl Promoter {
                         sha: Some(release.sha().clone()),
                         run_id: run_id.to_string(),
                     };
-                    run.report.tenants = self.check_fleet(&tenants, &context).await;
+                    let versions = run
+                        .report
+                        .tenants
+                        .iter()
+                        .map(|t| t.version.clone())
+                        .collect();
+                    run.report.tenants = self.check_fleet(&tenants, versions, &context).await;
                     run.report.timings.checks_ms = Some(self.clock.now_ms().saturating_sub(t0));
                     let (event, reason) = verdict(&run.report.tenants);
                     run.report.reason = reason;
@@ -462,7 +467,7 @@ impl Promoter {
         let promoted = release.promoted_tag();
         run.report.staging_tag = Some(staging.clone());
         run.report.promoted_tag = Some(promoted.clone());
-        for image in run.report.images.iter_mut() {
+        for image in &mut run.report.images {
             let digest = self
                 .registry
                 .head_manifest(&image.image, &Reference::Tag(staging.clone()))
@@ -556,9 +561,13 @@ impl Promoter {
 
     /// Runs the suite on every tenant, at most `concurrency` at once,
     /// reporting in fleet order.
-    async fn check_fleet(&self, tenants: &[Tenant], context: &RunContext) -> Vec<TenantReport> {
+    async fn check_fleet(
+        &self,
+        tenants: &[Tenant],
+        versions: Vec<Option<String>>,
+        context: &RunContext,
+    ) -> Vec<TenantReport> {
         let observer = &*self.observer;
-        let versions: Vec<Option<String>> = vec![None; tenants.len()];
         let mut reports: Vec<TenantReport> = stream::iter(tenants.iter().zip(versions))
             .map(|(tenant, version)| async move {
                 let checks = self.suite.run(tenant, context).await;

@@ -369,6 +369,7 @@ impl Digest {
     }
 
     /// The digest of `bytes` with this digest's algorithm.
+    #[must_use]
     pub fn compute_like(&self, bytes: &[u8]) -> Self {
         let hex = match self.algorithm {
             Algorithm::Sha256 => hex::encode(Sha256::digest(bytes)),
