@@ -9,6 +9,7 @@ pub mod machine;
 pub mod promoter;
 pub mod registry;
 pub mod report;
+pub mod status;
 pub mod suite;
 pub mod types;
 
@@ -19,6 +20,7 @@ pub use machine::{Outcome, State};
 pub use promoter::{EmptyFleet, Observer, Policy, Promoter, Rollout, VerifyOptions};
 pub use registry::{MemoryRegistry, Registry};
 pub use report::{Command, ImageReport, ImageStatus, PromotionReport, TenantReport};
+pub use status::StatusReport;
 pub use suite::{CheckResult, CheckStatus, RunContext, ScriptedSuite, SmokeSuite};
 pub use types::{
     Digest, GitSha, ImageRef, Manifest, Reference, Release, Secret, Tag, TagTemplate, Tenant,

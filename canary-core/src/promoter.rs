@@ -195,6 +195,21 @@ impl Promoter {
         &self.policy
     }
 
+    /// The registry.
+    pub fn registry(&self) -> &dyn Registry {
+        &*self.registry
+    }
+
+    /// The fleet.
+    pub fn fleet(&self) -> &dyn TenantFleet {
+        &*self.fleet
+    }
+
+    /// The suite.
+    pub fn suite(&self) -> &dyn SmokeSuite {
+        &*self.suite
+    }
+
     /// `canary verify`: precheck, wait for rollout, run the suite on every
     /// tenant, and move `latest` of every image only when all passed.
     pub async fn verify(&self, release: &Release, options: &VerifyOptions) -> PromotionReport {

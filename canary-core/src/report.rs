@@ -216,3 +216,93 @@ impl PromotionReport {
         (all, passed)
     }
 }
+
+impl PromotionReport {
+    /// A Markdown post-mortem skeleton: the sha that broke, what the canary
+    /// checks saw, what moved, and the questions the seed's runbook asks.
+    pub fn postmortem(&self) -> String {
+        use std::fmt::Write as _;
+        let sha = self.sha.as_ref().map_or("(unknown)", GitSha::as_str);
+        let mut md = String::new();
+        let _ = writeln!(md, "# Post-mortem: release `{sha}`\n");
+        let _ = writeln!(md, "- **Command:** `canary {}`", command_name(self.command));
+        let _ = writeln!(md, "- **Outcome:** `{}` (exit {})", self.outcome, self.exit_code);
+        let _ = writeln!(md, "- **Reason:** {}", one_line(&self.reason));
+        if let Some(reason) = &self.manual_reason {
+            let _ = writeln!(md, "- **Manual promotion reason:** {}", one_line(reason));
+        }
+        let _ = writeln!(md, "\n## What the canary checks saw\n");
+        if self.tenants.is_empty() {
+            let _ = writeln!(md, "No canary tenant was checked.");
+        } else {
+            let (all, passed) = self.check_counts();
+            let _ = writeln!(md, "{passed} of {all} checks passed on {} tenants.\n", self.tenants.len());
+            let _ = writeln!(md, "| tenant | check | status | expected | actual |");
+            let _ = writeln!(md, "|---|---|---|---|---|");
+            for t in &self.tenants {
+                for c in &t.checks {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {:?} | {} | {} |",
+                        cell(&t.url),
+                        cell(&c.name),
+                        c.status,
+                        cell(&c.expected),
+                        cell(&c.actual)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(md, "\n## Images\n");
+        let _ = writeln!(md, "| image | staging | before | after | status |");
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for i in &self.images {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:?} |",
+                cell(&i.image.to_string()),
+                opt_digest(i.staging_digest.as_ref()),
+                opt_digest(i.before.as_ref()),
+                opt_digest(i.after.as_ref()),
+                i.status
+            );
+        }
+        let _ = writeln!(md, "\n## Questions\n");
+        let _ = writeln!(md, "- Which commit broke, and what did it change? (`{sha}`)");
+        let _ = writeln!(
+            md,
+            "- Why didn't canary catch it? A new code path the smoke suite doesn't exercise, prod-only data, config drift between canary and prod, or a cross-tenant interaction?"
+        );
+        let _ = writeln!(md, "- Which check should the smoke suite grow so the same class of bug is caught next time?");
+        let _ = writeln!(md, "- Was `latest` rolled back (`canary rollback <sha>`), and when did prod tenants pick it up?");
+        md
+    }
+}
+
+fn command_name(c: Command) -> &'static str {
+    match c {
+        Command::Verify => "verify",
+        Command::Promote => "promote",
+        Command::Rollback => "rollback",
+        Command::Smoke => "smoke",
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
+}
+
+/// A Markdown table cell: one line, pipes escaped, at most 200 characters.
+fn cell(s: &str) -> String {
+    let s = one_line(s).replace('|', "\\|");
+    if s.chars().count() > 200 {
+        let cut: String = s.chars().take(200).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+fn opt_digest(d: Option<&Digest>) -> String {
+    d.map_or_else(|| "—".to_string(), |d| format!("`{}`", d.short()))
+}
