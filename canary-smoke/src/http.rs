@@ -191,7 +191,7 @@ fn nonce(run_id: &str, tenant: &str) -> String {
 
 /// How one attempt ended.
 enum Attempt {
-    Passed(Vec<(String, String)>),
+    Passed(Vec<(String, Value)>),
     /// The tenant answered wrong: the problems, and what it answered.
     Failed(String),
     /// No answer: transport error or timeout.
@@ -444,8 +444,7 @@ impl Inner {
                         }
                         for (name, source, path) in &check.captures {
                             match path.query(&json).all().first() {
-                                Some(Value::String(s)) => captures.push((name.clone(), s.clone())),
-                                Some(v) => captures.push((name.clone(), v.to_string())),
+                                Some(v) => captures.push((name.clone(), (*v).clone())),
                                 None => problems
                                     .push(format!("{source} (captured as `{name}`) is missing")),
                             }
@@ -481,7 +480,7 @@ impl Inner {
         check: &Check,
         tenant: &Tenant,
         vars: &Vars,
-    ) -> (CheckResult, Vec<(String, String)>) {
+    ) -> (CheckResult, Vec<(String, Value)>) {
         let started = Instant::now();
         let attempts_max = check.retries.saturating_add(1);
         let mut attempts = 0;
@@ -530,9 +529,12 @@ impl Inner {
     async fn run(&self, tenant: &Tenant, context: &RunContext) -> Vec<CheckResult> {
         let checks = self.suite.checks();
         let mut vars: Vars = HashMap::new();
-        vars.insert("nonce".to_string(), nonce(&context.run_id, tenant.url()));
+        vars.insert(
+            "nonce".to_string(),
+            Value::String(nonce(&context.run_id, tenant.url())),
+        );
         if let Some(sha) = &context.sha {
-            vars.insert("sha".to_string(), sha.to_string());
+            vars.insert("sha".to_string(), Value::String(sha.to_string()));
         }
         let mut results: Vec<CheckResult> = Vec::with_capacity(checks.len());
         for check in checks {

@@ -6,7 +6,18 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 /// The values of a run's variables: `nonce`, `sha` and captured names.
-pub(crate) type Vars = HashMap<String, String>;
+/// Captured values keep their JSON type: in a JSON body or expectation, a
+/// string that is exactly one placeholder (`"{{id}}"`) becomes the value
+/// itself (the number 7, not the string "7"); in text, non-strings render
+/// as JSON.
+pub(crate) type Vars = HashMap<String, Value>;
+
+fn text(value: &Value) -> std::borrow::Cow<'_, str> {
+    match value {
+        Value::String(s) => std::borrow::Cow::Borrowed(s),
+        other => std::borrow::Cow::Owned(other.to_string()),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -89,8 +100,8 @@ impl Template {
             match part {
                 Part::Literal(s) => out.push_str(s),
                 Part::Var(name) => match vars.get(name) {
-                    Some(v) if encode => percent_encode(v, &mut out),
-                    Some(v) => out.push_str(v),
+                    Some(v) if encode => percent_encode(&text(v), &mut out),
+                    Some(v) => out.push_str(&text(v)),
                     None => {
                         out.push_str("{{");
                         out.push_str(name);
@@ -156,7 +167,10 @@ impl JsonTemplate {
     /// The value with variables substituted.
     pub(crate) fn render(&self, vars: &Vars) -> Value {
         match self {
-            Self::String(t) => Value::String(t.render(vars, false)),
+            Self::String(t) => match t.parts.as_slice() {
+                [Part::Var(name)] if vars.contains_key(name) => vars[name].clone(),
+                _ => Value::String(t.render(vars, false)),
+            },
             Self::Array(items) => Value::Array(items.iter().map(|i| i.render(vars)).collect()),
             Self::Object(entries) => Value::Object(
                 entries
@@ -179,7 +193,7 @@ mod tests {
         assert_eq!(t.vars().collect::<Vec<_>>(), ["nonce", "id"]);
         let vars: Vars = [("nonce", "ab12"), ("id", "a b/c")]
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), Value::from(v)))
             .collect();
         assert_eq!(
             t.render(&vars, true),
@@ -204,18 +218,22 @@ mod tests {
 
     #[test]
     fn json_templates() {
-        let v = serde_json::json!({"content": "c-{{nonce}}", "n": 1, "tags": ["{{sha}}"]});
+        let v = serde_json::json!({"content": "c-{{nonce}}", "n": "{{n}}", "tags": ["{{sha}}"]});
         let t = JsonTemplate::from_value(v).unwrap();
         let mut vars = t.vars();
         vars.sort_unstable();
-        assert_eq!(vars, ["nonce", "sha"]);
-        let vars: Vars = [("nonce", "1"), ("sha", "abc")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        assert_eq!(vars, ["n", "nonce", "sha"]);
+        let vars: Vars = [
+            ("nonce", Value::from(1)),
+            ("sha", Value::from("abc")),
+            ("n", Value::from(7)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         assert_eq!(
             t.render(&vars),
-            serde_json::json!({"content": "c-1", "n": 1, "tags": ["abc"]})
+            serde_json::json!({"content": "c-1", "n": 7, "tags": ["abc"]})
         );
     }
 }
