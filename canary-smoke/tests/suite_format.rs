@@ -418,3 +418,25 @@ fn bad_http_options_are_usage_errors() {
     let e = HttpSuite::new(common::builtin_fast(), o).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
 }
+
+#[test]
+fn the_readme_example_suite_parses() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    // The example says `needs = ["liveness"]`: put that check first.
+    let source = format!(
+        "[[check]]\nname = \"liveness\"\npath = \"/admin/liveness\"\n{}",
+        &readme[start..end]
+    );
+    let suite = Suite::from_toml(&source, "README.md").unwrap();
+    let c = &suite.checks()[1];
+    assert_eq!(c.name(), "memories-commit");
+    assert_eq!(c.method(), "POST");
+    assert_eq!(c.retries(), 2);
+    assert_eq!(c.timeout(), Some(std::time::Duration::from_secs(10)));
+    assert_eq!(
+        c.expectation(),
+        "status 2xx and $.id is a number and $.state equals \"stored\" and $.tags contains \"canary\" and $.error is absent and body contains \"stored\" and $.id captured as `memory_id`"
+    );
+}
