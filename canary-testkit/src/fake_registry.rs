@@ -36,7 +36,10 @@
 //!   [`FakeRegistry::expire_tokens`].
 //! - Faults are counted over `/v2` requests (auth challenges included, as a
 //!   proxy in front of a registry would see them), over one method's `/v2`
-//!   requests, or over token requests; each fault strikes once.
+//!   requests, or over token requests (`/token`); each fault strikes once.
+//! - The fault machinery is not tied to the fake: [`FaultServer`] serves any
+//!   axum router behind a [`FaultPlan`], e.g. a proxy that forwards to the
+//!   real distribution registry.
 //!
 //! # Example
 //!
@@ -322,11 +325,6 @@ struct Grant {
 struct Data {
     repos: HashMap<String, Repo>,
     tokens: HashMap<String, Grant>,
-    faults: Vec<Fault>,
-    api_count: usize,
-    method_counts: HashMap<Method, usize>,
-    token_count: usize,
-    requests: Vec<RecordedRequest>,
 }
 
 struct Shared {
@@ -342,18 +340,151 @@ impl Shared {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Fault injection for any server.
+
+#[derive(Default)]
+struct FaultState {
+    faults: Vec<Fault>,
+    api_count: usize,
+    method_counts: HashMap<Method, usize>,
+    token_count: usize,
+    requests: Vec<RecordedRequest>,
+}
+
+/// The armed faults and the request log of a [`FaultServer`]. Cheap to
+/// clone; clones share the same plan.
+#[derive(Clone, Default)]
+pub struct FaultPlan {
+    inner: Arc<Mutex<FaultState>>,
+}
+
+impl fmt::Debug for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("FaultPlan")
+            .field("armed", &state.faults)
+            .field("requests", &state.requests.len())
+            .finish()
+    }
+}
+
+impl FaultPlan {
+    /// A plan with no faults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Arms a fault. Faults strike once, in the order they match.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Forgets the recorded requests (the fault counters keep counting).
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// Faults armed and not yet struck.
+    pub fn pending(&self) -> Vec<Fault> {
+        self.lock().faults.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FaultState> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An axum [`Router`] served on `127.0.0.1:<free port>` behind a
+/// [`FaultPlan`]: every request is counted and logged, and armed faults
+/// strike (including [`FaultKind::ResetConnection`], which needs control of
+/// the connection). [`FakeRegistry`] runs on one; a fault proxy in front of a
+/// real registry can run on another with a forwarding router. Dropping it
+/// stops the server: no new connections, idle ones closed, in-flight
+/// requests finished.
+pub struct FaultServer {
+    addr: SocketAddr,
+    plan: FaultPlan,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl fmt::Debug for FaultServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultServer")
+            .field("addr", &self.addr)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FaultServer {
+    /// Binds a free loopback port, builds the router with `app(address)`
+    /// (so it can name its own URL) and serves it behind `plan`.
+    pub async fn start(plan: FaultPlan, app: impl FnOnce(SocketAddr) -> Router) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let app = app(addr).layer(middleware::from_fn_with_state(plan.clone(), faults));
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<ConnectionHandle>();
+            let _ = axum::serve(ResettableListener(listener), service)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Self {
+            addr,
+            plan,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// The address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The fault plan and request log.
+    pub fn plan(&self) -> &FaultPlan {
+        &self.plan
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The registry.
+
 /// A running fake registry. Dropping it stops the server: no new
 /// connections, idle ones closed, in-flight requests finished.
 pub struct FakeRegistry {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: FaultServer,
 }
 
 impl fmt::Debug for FakeRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FakeRegistry")
-            .field("addr", &self.addr)
+            .field("server", &self.server)
             .field("options", &self.shared.options)
             .finish_non_exhaustive()
     }
@@ -367,39 +498,25 @@ impl FakeRegistry {
 
     /// Starts a registry with `options` on a free loopback port.
     pub async fn start_with(options: FakeRegistryOptions) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0 for the fake registry");
-        let addr = listener.local_addr().expect("local address");
-        let shared = Arc::new(Shared {
-            options,
-            base_url: format!("http://{addr}"),
-            data: Mutex::new(Data::default()),
-        });
-        let app = Router::new()
-            .fallback(handle)
-            .layer(middleware::from_fn_with_state(shared.clone(), faults))
-            .with_state(shared.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<ConnectionHandle>();
-            let _ = axum::serve(ResettableListener(listener), service)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Self {
-            shared,
-            addr,
-            shutdown: Some(tx),
-        }
+        let mut slot = None;
+        let server = FaultServer::start(FaultPlan::new(), |addr| {
+            let shared = Arc::new(Shared {
+                options,
+                base_url: format!("http://{addr}"),
+                data: Mutex::new(Data::default()),
+            });
+            slot = Some(shared.clone());
+            Router::new().fallback(handle).with_state(shared)
+        })
+        .await;
+        let shared = slot.expect("the router was built");
+        Self { shared, server }
     }
 
     /// `127.0.0.1:PORT`: the registry part of an image reference. Loopback,
     /// so clients may use plain HTTP.
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        self.server.addr().to_string()
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -497,17 +614,22 @@ impl FakeRegistry {
 
     /// Arms a fault. Faults strike once, in the order they match.
     pub fn inject(&self, fault: Fault) {
-        self.shared.lock().faults.push(fault);
+        self.server.plan().inject(fault);
     }
 
     /// Every request so far (token requests included), in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().requests.clone()
+        self.server.plan().requests()
     }
 
     /// Forgets the recorded requests (the fault counters keep counting).
     pub fn clear_requests(&self) {
-        self.shared.lock().requests.clear();
+        self.server.plan().clear_requests();
+    }
+
+    /// The fault plan, shared with the server (e.g. to hand to a helper).
+    pub fn faults(&self) -> &FaultPlan {
+        self.server.plan()
     }
 
     /// Expires every bearer token issued so far: the next request with one
@@ -516,14 +638,6 @@ impl FakeRegistry {
         let now = Instant::now();
         for grant in self.shared.lock().tokens.values_mut() {
             grant.expires = now;
-        }
-    }
-}
-
-impl Drop for FakeRegistry {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
         }
     }
 }
@@ -701,7 +815,7 @@ enum Counted {
     Other,
 }
 
-async fn faults(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response<Body> {
+async fn faults(State(plan): State<FaultPlan>, request: Request, next: Next) -> Response<Body> {
     let method = request.method().clone();
     let path = request
         .uri()
@@ -722,7 +836,7 @@ async fn faults(State(shared): State<Arc<Shared>>, request: Request, next: Next)
         Counted::Other
     };
     let fault = {
-        let mut data = shared.lock();
+        let mut data = plan.lock();
         match counted {
             Counted::Api => {
                 data.api_count += 1;
@@ -789,7 +903,7 @@ async fn faults(State(shared): State<Arc<Shared>>, request: Request, next: Next)
     } else {
         Some(response.status().as_u16())
     };
-    shared.lock().requests.push(RecordedRequest {
+    plan.lock().requests.push(RecordedRequest {
         method,
         path,
         status,
@@ -1980,6 +2094,39 @@ mod tests {
         }
         assert_ne!(image_manifest("1", "amd64"), image_manifest("2", "amd64"));
         assert_eq!(registry.tags(REPO), vec!["staging-1".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn fault_server_wraps_any_router() {
+        let plan = FaultPlan::new();
+        let server = FaultServer::start(plan.clone(), |addr| {
+            Router::new().fallback(move || async move { format!("served by {addr}") })
+        })
+        .await;
+        plan.inject(Fault::nth(2, FaultKind::Status(502)));
+        let c = client();
+        let url = format!("{}/v2/acme/x/manifests/latest", server.base_url());
+        let first = c.get(&url).send().await.unwrap();
+        assert_eq!(first.status(), 200);
+        assert_eq!(
+            first.text().await.unwrap(),
+            format!("served by {}", server.addr())
+        );
+        assert_eq!(c.get(&url).send().await.unwrap().status(), 502);
+        // Not under /v2: neither counted nor struck.
+        plan.inject(Fault::nth(3, FaultKind::Status(500)));
+        assert_eq!(
+            c.get(format!("{}/other", server.base_url()))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(plan.pending().len(), 1);
+        assert_eq!(c.get(&url).send().await.unwrap().status(), 500);
+        let statuses: Vec<_> = server.plan().requests().iter().map(|r| r.status).collect();
+        assert_eq!(statuses, vec![Some(200), Some(502), Some(200), Some(500)]);
     }
 
     #[tokio::test]
