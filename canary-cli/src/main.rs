@@ -1,1 +1,50 @@
-fn main() {}
+//! The `canary` binary: parses, calls one library function, prints.
+//!
+//! Exit codes are the outcomes' (DESIGN.md): 0 promoted / rolled back /
+//! passed / skipped, 1 rejected or inconclusive, 2 usage, 3 failed,
+//! 4 inconsistent.
+
+// This crate is the CLI's output code: printing is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod app;
+mod cli;
+mod config;
+mod demo;
+mod github;
+mod output;
+
+use clap::{CommandFactory as _, FromArgMatches as _};
+
+fn main() {
+    let matches = cli::Cli::command().get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(3);
+        }
+    };
+    let code = runtime.block_on(app::run(cli, &matches));
+    // Don't wait for lingering connections.
+    runtime.shutdown_background();
+    std::process::exit(code);
+}
+
+/// Logs go to stderr, off unless RUST_LOG is set.
+fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}

@@ -1,1 +1,146 @@
-//! End-to-end test helpers.
+//! Helpers for the workspace-level end-to-end tests: the real `canary`
+//! binary, a real distribution registry holding skopeo-pushed releases, and
+//! reference tenants on loopback.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use canary_testkit::oci::{self, Fixture};
+use canary_testkit::real_registry::RealRegistry;
+use canary_testkit::tenant::{TenantFault, TenantOptions, TenantServer};
+
+/// The previous release (on `latest` at the start).
+pub const OLD: &str = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+/// The release under test.
+pub const NEW: &str = "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90";
+/// The repositories of the release: a single-arch image and a two-arch index.
+pub const REPOS: [&str; 2] = ["acme/platform", "acme/tenant"];
+/// The tenants' admin token; tests search every output for it.
+pub const TENANT_TOKEN: &str = "tenant-admin-TOKEN-7d1e0c";
+
+/// The `canary` binary, built on demand (a test run of this crate alone
+/// does not build other packages' binaries).
+pub fn canary_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("CANARY_BIN") {
+            return PathBuf::from(p);
+        }
+        // target/<profile>/deps/<test> → target/<profile>/canary
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
+        let bin = profile_dir.join("canary");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "canary-cli", "--bin", "canary"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p canary-cli failed");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A registry with two releases of two images pushed by skopeo, `latest` on
+/// the old one, and a fleet of reference tenants running the new one.
+pub struct World {
+    /// The real registry.
+    pub registry: RealRegistry,
+    /// The canary tenants.
+    pub tenants: Vec<TenantServer>,
+    /// A scratch directory (working directory of the binary).
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Starts everything. Call from a multi-thread Tokio runtime: tenants
+    /// serve on it while the binary runs.
+    pub async fn start(tenants: usize) -> Self {
+        let registry = RealRegistry::open();
+        for (i, repo) in REPOS.iter().enumerate() {
+            for sha in [OLD, NEW] {
+                let salt = format!("{repo}-{sha}");
+                let fixture = if i == 0 { Fixture::single(&salt) } else { Fixture::index(&salt) };
+                fixture.build().push(&registry, repo, &format!("staging-{sha}"));
+            }
+            oci::skopeo_copy_tag(&registry, repo, &format!("staging-{OLD}"), "latest");
+        }
+        let mut servers = Vec::new();
+        for _ in 0..tenants {
+            servers.push(
+                TenantServer::start(TenantOptions {
+                    token: TENANT_TOKEN.to_string(),
+                    version: NEW.to_string(),
+                    fault: TenantFault::None,
+                })
+                .await,
+            );
+        }
+        Self {
+            registry,
+            tenants: servers,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// `canary` with a clean environment pointing at this world.
+    pub fn canary(&self) -> Command {
+        let mut cmd = Command::new(canary_bin());
+        let urls: Vec<String> = self.tenants.iter().map(TenantServer::url).collect();
+        let tokens = vec![TENANT_TOKEN; self.tenants.len()].join(",");
+        cmd.current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("NO_COLOR", "1")
+            .env(
+                "CANARY_IMAGES",
+                REPOS.iter().map(|r| format!("{}/{r}", self.registry.host())).collect::<Vec<_>>().join(","),
+            )
+            .env("CANARY_TENANT_URLS", urls.join(" "))
+            .env("CANARY_TENANT_TOKENS", tokens)
+            .env("CANARY_ROLLOUT_INTERVAL", "100ms")
+            .env("CANARY_ROLLOUT_DEADLINE", "10s");
+        cmd
+    }
+
+    /// The digest `repo:tag` has, read by skopeo (an independent client).
+    pub fn digest(&self, repo: &str, tag: &str) -> String {
+        oci::digest_of(&self.registry, repo, tag)
+    }
+
+    /// Every image's `latest` digest, by skopeo.
+    pub fn latest(&self) -> Vec<String> {
+        REPOS.iter().map(|r| self.digest(r, "latest")).collect()
+    }
+
+    /// Every image's staging digest for `sha`, by skopeo.
+    pub fn staging(&self, sha: &str) -> Vec<String> {
+        REPOS.iter().map(|r| self.digest(r, &format!("staging-{sha}"))).collect()
+    }
+}
+
+/// Output of one run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Stdout.
+    pub stdout: String,
+    /// Stderr.
+    pub stderr: String,
+}
+
+/// Runs a command to completion off the async runtime's worker.
+pub async fn run(mut cmd: Command) -> Run {
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run canary"))
+        .await
+        .expect("join");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

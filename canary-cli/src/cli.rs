@@ -1,0 +1,276 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// canary: a release gate for container images.
+///
+/// A build is pushed as `:staging-<sha>` only. A small canary fleet of
+/// tenants picks it up; canary waits until every canary tenant runs the sha,
+/// runs a smoke suite against each, and only if all of it is green moves
+/// `:latest` to the exact same manifest, for every image of the release,
+/// and verifies the digests. When it is red, `:latest` stays put and the
+/// report says why.
+///
+/// Exit codes: 0 promoted/rolled back/passed/skipped, 1 rejected or
+/// inconclusive, 2 bad input or config (nothing was sent), 3 registry or
+/// transport failure (`latest` unchanged or restored), 4 inconsistent (a move
+/// and its undo failed; the report lists every image's digest).
+///
+/// Settings come from flags, then environment variables, then `canary.toml`
+/// (in the working directory, or --config), then defaults; `canary config`
+/// shows the result. Secrets are read from environment variables or files
+/// only, never from the command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "canary",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) settings: SettingsArgs,
+
+    #[command(subcommand)]
+    pub(crate) command: Cmd,
+}
+
+/// Settings shared by every command (see `canary config`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Settings")]
+pub(crate) struct SettingsArgs {
+    /// Config file [default: ./canary.toml when present]
+    #[arg(long, global = true, env = "CANARY_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// An image of the release, e.g. ghcr.io/acme/platform; repeat or
+    /// comma-separate for several (moved together) [file: release.images]
+    #[arg(
+        long = "image",
+        global = true,
+        env = "CANARY_IMAGES",
+        value_delimiter = ',',
+        value_name = "REPO"
+    )]
+    pub(crate) images: Vec<String>,
+
+    /// Staging tag template [file: release.staging_tag] [default: staging-{sha}]
+    #[arg(
+        long,
+        global = true,
+        env = "CANARY_STAGING_TAG",
+        value_name = "TEMPLATE"
+    )]
+    pub(crate) staging_tag: Option<String>,
+
+    /// Promoted tag template [file: release.promoted_tag] [default: latest]
+    #[arg(
+        long,
+        global = true,
+        env = "CANARY_PROMOTED_TAG",
+        value_name = "TEMPLATE"
+    )]
+    pub(crate) promoted_tag: Option<String>,
+
+    /// Variable holding the canary tenant URLs [file: fleet.urls_env]
+    /// [default: CANARY_TENANT_URLS]
+    #[arg(long, global = true, env = "CANARY_URLS_ENV", value_name = "VAR")]
+    pub(crate) urls_env: Option<String>,
+
+    /// Variable holding the tenant admin tokens, same order as the URLs
+    /// [file: fleet.tokens_env] [default: CANARY_TENANT_TOKENS]
+    #[arg(long, global = true, env = "CANARY_TOKENS_ENV", value_name = "VAR")]
+    pub(crate) tokens_env: Option<String>,
+
+    /// What an empty canary fleet means [file: fleet.on_empty] [default: skip]
+    #[arg(
+        long,
+        global = true,
+        env = "CANARY_ON_EMPTY_FLEET",
+        value_name = "skip|fail"
+    )]
+    pub(crate) on_empty_fleet: Option<String>,
+
+    /// Built-in smoke suite [file: suite.builtin] [default: workspace-server]
+    #[arg(
+        long,
+        global = true,
+        env = "CANARY_SUITE",
+        value_name = "NAME",
+        conflicts_with = "suite_file"
+    )]
+    pub(crate) suite: Option<String>,
+
+    /// Smoke suite file (TOML) [file: suite.file]
+    #[arg(long, global = true, env = "CANARY_SUITE_FILE", value_name = "FILE")]
+    pub(crate) suite_file: Option<PathBuf>,
+
+    /// Tenants checked at once [file: suite.concurrency] [default: 32]
+    #[arg(long, global = true, env = "CANARY_CONCURRENCY", value_name = "N")]
+    pub(crate) concurrency: Option<String>,
+
+    /// Poll every tenant until it runs the sha before verifying
+    /// [file: rollout.probe] [default: on]
+    #[arg(long, global = true, env = "CANARY_WAIT_FOR_ROLLOUT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) wait_for_rollout: Option<String>,
+
+    /// Give up waiting for rollout after this long [file: rollout.deadline] [default: 15m]
+    #[arg(
+        long,
+        global = true,
+        env = "CANARY_ROLLOUT_DEADLINE",
+        value_name = "DURATION"
+    )]
+    pub(crate) rollout_deadline: Option<String>,
+
+    /// Time between rollout probes [file: rollout.interval] [default: 10s]
+    #[arg(
+        long,
+        global = true,
+        env = "CANARY_ROLLOUT_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub(crate) rollout_interval: Option<String>,
+
+    /// Wait a fixed time instead of probing, e.g. 6m [file: rollout.wait]
+    #[arg(long, global = true, env = "CANARY_WAIT", value_name = "DURATION")]
+    pub(crate) wait: Option<String>,
+
+    /// Registry host allowed over plain HTTP (loopback always is); repeatable
+    /// [file: registry.insecure]
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        env = "CANARY_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub(crate) insecure: Vec<String>,
+
+    /// Extra CA bundle (PEM) for registries and tenants [file: registry.ca_file]
+    #[arg(long, global = true, env = "CANARY_CA_FILE", value_name = "FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+
+    /// Force GitHub Actions mode (masks, annotations, outputs, step summary);
+    /// on by default when GITHUB_ACTIONS=true
+    #[arg(long, global = true)]
+    pub(crate) github: bool,
+
+    /// No progress lines on stderr
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+
+    // Traps: secrets on the command line end up in shell history and process
+    // lists. These exist only to refuse them with a useful message.
+    #[arg(long, global = true, hide = true, value_name = "SECRET")]
+    pub(crate) token: Option<String>,
+    #[arg(long, global = true, hide = true, value_name = "SECRET")]
+    pub(crate) password: Option<String>,
+    #[arg(long, global = true, hide = true, value_name = "SECRET")]
+    pub(crate) registry_password: Option<String>,
+    #[arg(long, global = true, hide = true, value_name = "SECRET")]
+    pub(crate) admin_token: Option<String>,
+}
+
+/// Where a run's report goes.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Output")]
+pub(crate) struct OutputArgs {
+    /// Print the JSON report on stdout instead of the human summary
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Also write the JSON report to FILE
+    #[arg(long, value_name = "FILE")]
+    pub(crate) report: Option<PathBuf>,
+
+    /// Also write JUnit XML (one test case per tenant × check) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Cmd {
+    /// Verify a release on the canary fleet and promote it when every check
+    /// passes (the seed's staging-verify)
+    Verify {
+        /// The release's commit sha (7–40 hex; a short sha is resolved
+        /// through the staging tags)
+        #[arg(long, env = "CANARY_SHA")]
+        sha: String,
+        /// Do everything but the move, and say what would move
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Move the promoted tag without verification; needs --no-verify and a
+    /// --reason (the seed's manual promote-latest dispatch)
+    Promote {
+        /// The release's commit sha
+        #[arg(long, env = "CANARY_SHA")]
+        sha: String,
+        /// Confirm that no smoke suite runs
+        #[arg(long)]
+        no_verify: bool,
+        /// Why the gate is bypassed; recorded in the report
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Move the promoted tag back to an earlier release's staging image,
+    /// after checking it exists for every image
+    Rollback {
+        /// The sha to go back to (short or full)
+        sha: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Run the smoke suite only (no registry): the configured fleet, or one
+    /// tenant
+    Smoke {
+        /// One tenant's base URL instead of the fleet
+        #[arg(long, value_name = "URL")]
+        tenant: Option<String>,
+        /// Variable holding that tenant's admin token
+        #[arg(
+            long,
+            value_name = "VAR",
+            requires = "tenant",
+            conflicts_with = "token_file"
+        )]
+        token_env: Option<String>,
+        /// File holding that tenant's admin token
+        #[arg(long, value_name = "FILE", requires = "tenant")]
+        token_file: Option<PathBuf>,
+        /// The sha for `{{sha}}` in the suite
+        #[arg(long)]
+        sha: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show where the promoted tag points for every image, which staging tag
+    /// that is, and what every canary tenant runs
+    Status {
+        /// Read at most this many staging tags per image
+        #[arg(long, default_value_t = 200, value_name = "N")]
+        max_scan: usize,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a Markdown post-mortem skeleton from a JSON report
+    Postmortem {
+        /// A report written by --report or --json
+        #[arg(long, value_name = "FILE")]
+        report: PathBuf,
+    },
+    /// Show the effective settings and where each comes from
+    Config,
+    /// Run a green promotion, a red one and a rollback against an
+    /// in-process registry and tenant fleet; needs nothing installed
+    Demo,
+}

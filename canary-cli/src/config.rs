@@ -1,0 +1,665 @@
+//! `canary.toml` and the effective settings: flag > env > file > default.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use canary_core::promoter::{EmptyFleet, Rollout};
+use canary_core::{GitSha, ImageRef, Release, TagTemplate, UsageError};
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use serde::Deserialize;
+
+use crate::cli::SettingsArgs;
+
+/// The config file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    #[serde(default)]
+    release: ReleaseSection,
+    #[serde(default)]
+    fleet: FleetSection,
+    #[serde(default)]
+    suite: SuiteSection,
+    #[serde(default)]
+    rollout: RolloutSection,
+    #[serde(default)]
+    registry: RegistrySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseSection {
+    images: Option<Vec<String>>,
+    staging_tag: Option<String>,
+    promoted_tag: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetSection {
+    urls_env: Option<String>,
+    tokens_env: Option<String>,
+    on_empty: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteSection {
+    builtin: Option<String>,
+    file: Option<PathBuf>,
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolloutSection {
+    probe: Option<bool>,
+    deadline: Option<String>,
+    interval: Option<String>,
+    wait: Option<String>,
+    path: Option<String>,
+    json_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrySection {
+    insecure: Option<Vec<String>>,
+    ca_file: Option<PathBuf>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    Flag(&'static str),
+    Env(&'static str),
+    File(String),
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag(name) => write!(f, "flag --{name}"),
+            Self::Env(var) => write!(f, "env {var}"),
+            Self::File(key) => write!(f, "file {key}"),
+            Self::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Sourced<T> {
+    pub(crate) value: T,
+    pub(crate) source: Source,
+}
+
+/// Which smoke suite to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SuiteChoice {
+    Builtin(String),
+    File(PathBuf),
+}
+
+/// The effective settings, each with its source.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) images: Sourced<Vec<ImageRef>>,
+    pub(crate) staging: Sourced<TagTemplate>,
+    pub(crate) promoted: Sourced<TagTemplate>,
+    pub(crate) urls_env: Sourced<String>,
+    pub(crate) tokens_env: Sourced<String>,
+    pub(crate) on_empty: Sourced<EmptyFleet>,
+    pub(crate) suite: Sourced<SuiteChoice>,
+    pub(crate) concurrency: Sourced<usize>,
+    pub(crate) rollout: Sourced<Rollout>,
+    pub(crate) probe_path: Sourced<String>,
+    pub(crate) probe_json_path: Sourced<String>,
+    pub(crate) insecure: Sourced<Vec<String>>,
+    pub(crate) ca_file: Sourced<Option<PathBuf>>,
+}
+
+struct Resolver<'a> {
+    matches: &'a ArgMatches,
+    file_name: String,
+}
+
+impl Resolver<'_> {
+    /// Where clap found the argument `id`, if on the command line or in env.
+    fn cli_source(&self, id: &str, flag: &'static str, env: &'static str) -> Option<Source> {
+        match self.matches.value_source(id) {
+            Some(ValueSource::CommandLine) => Some(Source::Flag(flag)),
+            Some(ValueSource::EnvVariable) => Some(Source::Env(env)),
+            _ => None,
+        }
+    }
+
+    fn file(&self, key: &str) -> Source {
+        Source::File(format!("{}: {key}", self.file_name))
+    }
+
+    /// flag/env > file > default, then parse.
+    fn pick<R, T>(
+        &self,
+        cli: Option<R>,
+        (id, flag, env): (&str, &'static str, &'static str),
+        file: Option<R>,
+        key: &str,
+        default: R,
+        parse: impl Fn(R, &Source) -> Result<T, UsageError>,
+    ) -> Result<Sourced<T>, UsageError> {
+        let (raw, source) = match (cli, file) {
+            (Some(v), _) => (
+                v,
+                self.cli_source(id, flag, env).unwrap_or(Source::Flag(flag)),
+            ),
+            (None, Some(v)) => (v, self.file(key)),
+            (None, None) => (default, Source::Default),
+        };
+        let value = parse(raw, &source)?;
+        Ok(Sourced { value, source })
+    }
+}
+
+fn named(source: &Source, what: &str) -> String {
+    match source {
+        Source::Default => what.to_string(),
+        other => format!("{what} ({other})"),
+    }
+}
+
+fn duration(raw: &str, source: &Source, what: &str) -> Result<Duration, UsageError> {
+    humantime::parse_duration(raw.trim()).map_err(|e| {
+        UsageError::new(
+            format!("{} `{raw}`", named(source, what)),
+            format!("is not a duration ({e})"),
+            "write a duration such as `90s`, `6m` or `1h 30m`",
+        )
+    })
+}
+
+fn boolean(raw: &str, source: &Source, what: &str) -> Result<bool, UsageError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(UsageError::new(
+            format!("{} `{raw}`", named(source, what)),
+            "is not a boolean",
+            "write `true` or `false`",
+        )),
+    }
+}
+
+/// Reads the config file: `--config` (must exist) or `./canary.toml` (if
+/// present).
+pub(crate) fn load_file(
+    explicit: Option<&Path>,
+) -> Result<Option<(PathBuf, FileConfig)>, UsageError> {
+    let path = if let Some(p) = explicit {
+        p.to_path_buf()
+    } else {
+        let p = PathBuf::from("canary.toml");
+        if !p.exists() {
+            return Ok(None);
+        }
+        p
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        UsageError::new(
+            format!("config file `{}`", path.display()),
+            format!("cannot be read ({e})"),
+            "check the path given with --config or CANARY_CONFIG",
+        )
+    })?;
+    let config: FileConfig = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map_or((0, 0), |s| line_col(&text, s.start));
+        UsageError::new(
+            format!("config file `{}` line {line} column {col}", path.display()),
+            format!("is invalid: {}", e.message()),
+            "the sections are [release], [fleet], [suite], [rollout] and [registry]; see the README's configuration reference",
+        )
+    })?;
+    Ok(Some((path, config)))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl Settings {
+    /// Resolves every setting. `matches` are the subcommand's matches (global
+    /// arguments propagate there).
+    pub(crate) fn resolve(
+        args: &SettingsArgs,
+        matches: &ArgMatches,
+        file: Option<(PathBuf, FileConfig)>,
+    ) -> Result<Self, UsageError> {
+        let (config_file, file) = match file {
+            Some((p, f)) => (Some(p), f),
+            None => (None, FileConfig::default()),
+        };
+        let r = Resolver {
+            matches,
+            file_name: config_file
+                .as_ref()
+                .map_or_else(|| "canary.toml".to_string(), |p| p.display().to_string()),
+        };
+
+        let images = r.pick(
+            (!args.images.is_empty()).then(|| args.images.clone()),
+            ("images", "image", "CANARY_IMAGES"),
+            file.release.images,
+            "release.images",
+            Vec::new(),
+            |raw, _| {
+                raw.iter()
+                    .map(|s| s.trim())
+                    .filter(|s| !s.is_empty())
+                    .map(ImageRef::parse)
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        )?;
+        let template = |what: &'static str| {
+            move |raw: String, source: &Source| {
+                TagTemplate::parse(&raw).map_err(|e| {
+                    UsageError::new(
+                        named(source, &format!("{what} `{raw}`")),
+                        e.problem(),
+                        e.fix(),
+                    )
+                })
+            }
+        };
+        let staging = r.pick(
+            args.staging_tag.clone(),
+            ("staging_tag", "staging-tag", "CANARY_STAGING_TAG"),
+            file.release.staging_tag,
+            "release.staging_tag",
+            "staging-{sha}".to_string(),
+            template("staging tag template"),
+        )?;
+        let promoted = r.pick(
+            args.promoted_tag.clone(),
+            ("promoted_tag", "promoted-tag", "CANARY_PROMOTED_TAG"),
+            file.release.promoted_tag,
+            "release.promoted_tag",
+            "latest".to_string(),
+            template("promoted tag template"),
+        )?;
+        let var_name = |what: &'static str| {
+            move |raw: String, source: &Source| {
+                let ok = !raw.is_empty()
+                    && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !raw.starts_with(|c: char| c.is_ascii_digit());
+                if ok {
+                    Ok(raw)
+                } else {
+                    Err(UsageError::new(
+                        named(source, &format!("{what} `{raw}`")),
+                        "is not an environment variable name",
+                        "name the variable, e.g. MOLECULE_STAGING_TENANT_URLS — not its value",
+                    ))
+                }
+            }
+        };
+        let urls_env = r.pick(
+            args.urls_env.clone(),
+            ("urls_env", "urls-env", "CANARY_URLS_ENV"),
+            file.fleet.urls_env,
+            "fleet.urls_env",
+            "CANARY_TENANT_URLS".to_string(),
+            var_name("tenant URL variable"),
+        )?;
+        let tokens_env = r.pick(
+            args.tokens_env.clone(),
+            ("tokens_env", "tokens-env", "CANARY_TOKENS_ENV"),
+            file.fleet.tokens_env,
+            "fleet.tokens_env",
+            "CANARY_TENANT_TOKENS".to_string(),
+            var_name("tenant token variable"),
+        )?;
+        let on_empty = r.pick(
+            args.on_empty_fleet.clone(),
+            ("on_empty_fleet", "on-empty-fleet", "CANARY_ON_EMPTY_FLEET"),
+            file.fleet.on_empty,
+            "fleet.on_empty",
+            "skip".to_string(),
+            |raw, source| match raw.as_str() {
+                "skip" => Ok(EmptyFleet::Skip),
+                "fail" => Ok(EmptyFleet::Fail),
+                _ => Err(UsageError::new(
+                    named(source, &format!("on_empty_fleet `{raw}`")),
+                    "is neither `skip` nor `fail`",
+                    "write `skip` (exit 0 when no fleet is configured) or `fail` (exit 2)",
+                )),
+            },
+        )?;
+        let suite = match (&args.suite, &args.suite_file) {
+            (Some(name), _) => Sourced {
+                value: SuiteChoice::Builtin(name.clone()),
+                source: r
+                    .cli_source("suite", "suite", "CANARY_SUITE")
+                    .unwrap_or(Source::Flag("suite")),
+            },
+            (None, Some(path)) => Sourced {
+                value: SuiteChoice::File(path.clone()),
+                source: r
+                    .cli_source("suite_file", "suite-file", "CANARY_SUITE_FILE")
+                    .unwrap_or(Source::Flag("suite-file")),
+            },
+            (None, None) => match (file.suite.builtin, file.suite.file) {
+                (Some(_), Some(_)) => {
+                    return Err(UsageError::new(
+                        format!("config file `{}` [suite]", r.file_name),
+                        "names both `builtin` and `file`",
+                        "keep one of them",
+                    ))
+                }
+                (Some(name), None) => Sourced {
+                    value: SuiteChoice::Builtin(name),
+                    source: r.file("suite.builtin"),
+                },
+                (None, Some(path)) => {
+                    // Relative to the config file, as users write it there.
+                    let base = config_file
+                        .as_deref()
+                        .and_then(Path::parent)
+                        .unwrap_or(Path::new(""));
+                    Sourced {
+                        value: SuiteChoice::File(base.join(path)),
+                        source: r.file("suite.file"),
+                    }
+                }
+                (None, None) => Sourced {
+                    value: SuiteChoice::Builtin("workspace-server".to_string()),
+                    source: Source::Default,
+                },
+            },
+        };
+        let concurrency = r.pick(
+            args.concurrency.clone(),
+            ("concurrency", "concurrency", "CANARY_CONCURRENCY"),
+            file.suite.concurrency.map(|n| n.to_string()),
+            "suite.concurrency",
+            "32".to_string(),
+            |raw, source| match raw.trim().parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+                _ => Err(UsageError::new(
+                    named(source, &format!("concurrency `{raw}`")),
+                    "is not a number from 1 to 10000",
+                    "write how many tenants to check at once, e.g. 32",
+                )),
+            },
+        )?;
+
+        let probe = r.pick(
+            args.wait_for_rollout.clone(),
+            (
+                "wait_for_rollout",
+                "wait-for-rollout",
+                "CANARY_WAIT_FOR_ROLLOUT",
+            ),
+            file.rollout.probe.map(|b| b.to_string()),
+            "rollout.probe",
+            "true".to_string(),
+            |raw, source| boolean(&raw, source, "wait_for_rollout"),
+        )?;
+        let deadline = r.pick(
+            args.rollout_deadline.clone(),
+            (
+                "rollout_deadline",
+                "rollout-deadline",
+                "CANARY_ROLLOUT_DEADLINE",
+            ),
+            file.rollout.deadline,
+            "rollout.deadline",
+            "15m".to_string(),
+            |raw, source| duration(&raw, source, "rollout deadline"),
+        )?;
+        let interval = r.pick(
+            args.rollout_interval.clone(),
+            (
+                "rollout_interval",
+                "rollout-interval",
+                "CANARY_ROLLOUT_INTERVAL",
+            ),
+            file.rollout.interval,
+            "rollout.interval",
+            "10s".to_string(),
+            |raw, source| duration(&raw, source, "rollout interval"),
+        )?;
+        if interval.value.is_zero() {
+            return Err(UsageError::new(
+                named(&interval.source, "rollout interval"),
+                "is zero",
+                "probe at most every few seconds, e.g. 10s",
+            ));
+        }
+        let wait = r.pick(
+            args.wait.clone().map(Some),
+            ("wait", "wait", "CANARY_WAIT"),
+            file.rollout.wait.map(Some),
+            "rollout.wait",
+            None,
+            |raw: Option<String>, source| raw.map(|w| duration(&w, source, "wait")).transpose(),
+        )?;
+        let rollout = if let Some(w) = wait.value {
+            Sourced {
+                value: Rollout::Fixed(w),
+                source: wait.source,
+            }
+        } else if probe.value {
+            Sourced {
+                value: Rollout::Probe {
+                    interval: interval.value,
+                    deadline: deadline.value,
+                },
+                source: probe.source,
+            }
+        } else {
+            Sourced {
+                value: Rollout::Immediate,
+                source: probe.source,
+            }
+        };
+        let probe_path = r.pick(
+            None,
+            ("", "", ""),
+            file.rollout.path,
+            "rollout.path",
+            "/admin/liveness".to_string(),
+            |raw, source| {
+                if raw.starts_with('/') {
+                    Ok(raw)
+                } else {
+                    Err(UsageError::new(
+                        named(source, &format!("probe path `{raw}`")),
+                        "does not start with `/`",
+                        "write the path relative to the tenant's base URL, e.g. /admin/liveness",
+                    ))
+                }
+            },
+        )?;
+        let probe_json_path = r.pick(
+            None,
+            ("", "", ""),
+            file.rollout.json_path,
+            "rollout.json_path",
+            "$.version".to_string(),
+            |raw, _| Ok(raw),
+        )?;
+        let insecure = r.pick(
+            (!args.insecure.is_empty()).then(|| args.insecure.clone()),
+            (
+                "insecure",
+                "insecure-registry",
+                "CANARY_INSECURE_REGISTRIES",
+            ),
+            file.registry.insecure,
+            "registry.insecure",
+            Vec::new(),
+            |raw, _| Ok(raw.into_iter().filter(|s| !s.trim().is_empty()).collect()),
+        )?;
+        let ca_file = r.pick(
+            args.ca_file.clone().map(Some),
+            ("ca_file", "ca-file", "CANARY_CA_FILE"),
+            file.registry.ca_file.map(Some),
+            "registry.ca_file",
+            None,
+            |raw: Option<PathBuf>, source| match raw {
+                Some(p) if !p.is_file() => Err(UsageError::new(
+                    named(source, &format!("CA file `{}`", p.display())),
+                    "does not exist or is not a file",
+                    "give the path of a PEM bundle",
+                )),
+                other => Ok(other),
+            },
+        )?;
+        Ok(Self {
+            config_file,
+            images,
+            staging,
+            promoted,
+            urls_env,
+            tokens_env,
+            on_empty,
+            suite,
+            concurrency,
+            rollout,
+            probe_path,
+            probe_json_path,
+            insecure,
+            ca_file,
+        })
+    }
+
+    /// The release for `sha`; needs at least one image.
+    pub(crate) fn release(&self, sha: &str) -> Result<Release, UsageError> {
+        let sha = GitSha::parse(sha.trim())?;
+        if self.images.value.is_empty() {
+            return Err(UsageError::new(
+                "release images",
+                "are not configured",
+                "list them in canary.toml `[release] images = [\"ghcr.io/org/app\"]`, or pass --image REPO (CANARY_IMAGES)",
+            ));
+        }
+        Release::new(
+            sha,
+            self.images.value.clone(),
+            self.staging.value.clone(),
+            self.promoted.value.clone(),
+        )
+    }
+
+    /// `canary config`: every setting, its value and its source.
+    pub(crate) fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let file = self.config_file.as_ref().map_or_else(
+            || "(none: no ./canary.toml)".to_string(),
+            |p| p.display().to_string(),
+        );
+        let _ = writeln!(out, "config file: {file}");
+        let mut row = |key: &str, value: String, source: &Source| {
+            let _ = writeln!(out, "{key:<22} {value:<44} ({source})");
+        };
+        let images = self
+            .images
+            .value
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        row(
+            "release.images",
+            if images.is_empty() {
+                "(none)".into()
+            } else {
+                images
+            },
+            &self.images.source,
+        );
+        row(
+            "release.staging_tag",
+            self.staging.value.to_string(),
+            &self.staging.source,
+        );
+        row(
+            "release.promoted_tag",
+            self.promoted.value.to_string(),
+            &self.promoted.source,
+        );
+        row(
+            "fleet.urls_env",
+            self.urls_env.value.clone(),
+            &self.urls_env.source,
+        );
+        row(
+            "fleet.tokens_env",
+            self.tokens_env.value.clone(),
+            &self.tokens_env.source,
+        );
+        let on_empty = match self.on_empty.value {
+            EmptyFleet::Skip => "skip",
+            EmptyFleet::Fail => "fail",
+        };
+        row(
+            "fleet.on_empty",
+            on_empty.to_string(),
+            &self.on_empty.source,
+        );
+        let suite = match &self.suite.value {
+            SuiteChoice::Builtin(n) => format!("builtin {n}"),
+            SuiteChoice::File(p) => format!("file {}", p.display()),
+        };
+        row("suite", suite, &self.suite.source);
+        row(
+            "suite.concurrency",
+            self.concurrency.value.to_string(),
+            &self.concurrency.source,
+        );
+        let rollout = match self.rollout.value {
+            Rollout::Immediate => "immediate (no wait)".to_string(),
+            Rollout::Fixed(d) => format!("fixed wait {}", humantime::format_duration(d)),
+            Rollout::Probe { interval, deadline } => format!(
+                "probe every {} up to {}",
+                humantime::format_duration(interval),
+                humantime::format_duration(deadline)
+            ),
+        };
+        row("rollout", rollout, &self.rollout.source);
+        row(
+            "rollout.path",
+            self.probe_path.value.clone(),
+            &self.probe_path.source,
+        );
+        row(
+            "rollout.json_path",
+            self.probe_json_path.value.clone(),
+            &self.probe_json_path.source,
+        );
+        row(
+            "registry.insecure",
+            self.insecure.value.join(", "),
+            &self.insecure.source,
+        );
+        row(
+            "registry.ca_file",
+            self.ca_file
+                .value
+                .as_ref()
+                .map_or_else(String::new, |p| p.display().to_string()),
+            &self.ca_file.source,
+        );
+        out
+    }
+}

@@ -1,0 +1,211 @@
+//! `canary demo`: the whole gate on an embedded default, with nothing
+//! installed. An in-process OCI registry and three reference tenants on
+//! loopback; a green verify-and-promote, a red one, and a rollback, through
+//! the same library calls and output as the real commands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use canary_core::promoter::{Policy, Rollout, VerifyOptions};
+use canary_core::{
+    GitSha, ImageRef, Outcome, Promoter, PromotionReport, Release, Secret, StaticFleet, Tag,
+    TagTemplate, Tenant,
+};
+use canary_registry::{Credentials, OciRegistry, RegistryOptions};
+use canary_smoke::{HttpOptions, HttpSuite, Suite, SystemClock};
+use canary_testkit::fake_registry::FakeRegistry;
+use canary_testkit::tenant::{TenantFault, TenantOptions, TenantServer};
+
+use crate::output::{self, Progress};
+
+const RELEASE_A: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+const RELEASE_B: &str = "b7e4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8";
+const RELEASE_C: &str = "c0ffee1234567890abcdef1234567890abcdef12";
+const REPOS: [&str; 2] = ["acme/platform", "acme/tenant"];
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn manifest(repo: &str, sha: &str) -> Vec<u8> {
+    // A manifest as a build would push it; the fake registry stores bytes
+    // and does not resolve blobs.
+    let fake = |seed: &str| {
+        use std::fmt::Write as _;
+        let mut hex = String::new();
+        for b in seed.bytes().cycle().take(32) {
+            let _ = write!(hex, "{b:02x}");
+        }
+        format!("sha256:{hex}")
+    };
+    format!(
+        "{{\n  \"schemaVersion\": 2,\n  \"mediaType\": \"{OCI_MANIFEST}\",\n  \"config\": {{\"mediaType\": \"application/vnd.oci.image.config.v1+json\", \"digest\": \"{}\", \"size\": 1024}},\n  \"layers\": [{{\"mediaType\": \"application/vnd.oci.image.layer.v1.tar+gzip\", \"digest\": \"{}\", \"size\": 4096}}],\n  \"annotations\": {{\"org.opencontainers.image.revision\": \"{sha}\"}}\n}}\n",
+        fake(&format!("config-{repo}-{sha}")),
+        fake(&format!("layer-{repo}-{sha}")),
+    )
+    .into_bytes()
+}
+
+fn heading(text: &str) {
+    println!("\n== {text}");
+}
+
+/// Runs the demo; 0 when every scenario ended as designed.
+pub(crate) async fn run(quiet: bool) -> i32 {
+    match scenarios(quiet).await {
+        Ok(()) => {
+            println!(
+                "\ndemo: all three scenarios ended as designed (promoted, rejected, rolled_back)."
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("demo: {e}");
+            1
+        }
+    }
+}
+
+async fn scenarios(quiet: bool) -> Result<(), String> {
+    let registry = FakeRegistry::start().await;
+    let host = registry.host();
+    let images: Vec<ImageRef> = REPOS
+        .iter()
+        .map(|r| ImageRef::parse(&format!("{host}/{r}")).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    for repo in REPOS {
+        for sha in [RELEASE_A, RELEASE_B, RELEASE_C] {
+            registry.push_manifest(
+                repo,
+                &format!("staging-{sha}"),
+                OCI_MANIFEST,
+                manifest(repo, sha),
+            );
+        }
+        registry.push_manifest(repo, "latest", OCI_MANIFEST, manifest(repo, RELEASE_A));
+    }
+
+    let token = format!("demo-admin-{}", crate::app::run_id());
+    let mut tenants = Vec::new();
+    for _ in 0..3 {
+        tenants.push(
+            TenantServer::start(TenantOptions {
+                token: token.clone(),
+                version: RELEASE_A.to_string(),
+                fault: TenantFault::None,
+            })
+            .await,
+        );
+    }
+    let fleet = StaticFleet::new(
+        tenants
+            .iter()
+            .map(|t| Tenant::new(t.url(), Secret::new(token.clone())))
+            .collect(),
+    );
+    let suite = Suite::builtin("workspace-server").map_err(|e| e.to_string())?;
+    let suite = HttpSuite::new(suite, HttpOptions::default()).map_err(|e| e.to_string())?;
+    let oci = OciRegistry::new(RegistryOptions {
+        credentials: Credentials::anonymous(),
+        ..RegistryOptions::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let promoter = Promoter::new(
+        Arc::new(oci),
+        Arc::new(fleet),
+        Arc::new(suite),
+        Arc::new(SystemClock),
+    )
+    .with_policy(Policy {
+        rollout: Rollout::Probe {
+            interval: Duration::from_millis(200),
+            deadline: Duration::from_secs(30),
+        },
+        ..Policy::default()
+    })
+    .with_observer(Arc::new(Progress::new(quiet)));
+    let release = |sha: &str| {
+        let sha = GitSha::parse(sha).map_err(|e| e.to_string())?;
+        Release::new(
+            sha,
+            images.clone(),
+            TagTemplate::parse("staging-{sha}").map_err(|e| e.to_string())?,
+            TagTemplate::parse("latest").map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())
+    };
+    let color = output::color_enabled();
+    let options = VerifyOptions {
+        dry_run: false,
+        run_id: crate::app::run_id(),
+    };
+    println!(
+        "canary demo: registry {host} (in-process), {} canary tenants on loopback, images {}",
+        tenants.len(),
+        REPOS.join(" + ")
+    );
+    println!("latest is release {} on both images.", &RELEASE_A[..7]);
+
+    heading(&format!(
+        "1/3 green: release {} rolls out to the canary fleet, every check passes, latest moves",
+        &RELEASE_B[..7]
+    ));
+    let b = release(RELEASE_B)?;
+    let (report, ()) = tokio::join!(promoter.verify(&b, &options), roll_out(&tenants, RELEASE_B));
+    print!("{}", output::summary(&report, color));
+    expect(&report, Outcome::Promoted)?;
+    expect_latest(&registry, RELEASE_B)?;
+
+    heading(&format!(
+        "2/3 red: release {} breaks the memory round trip on one tenant, latest stays on {}",
+        &RELEASE_C[..7],
+        &RELEASE_B[..7]
+    ));
+    tenants[1].set_fault(TenantFault::BrokenRoundTrip);
+    let c = release(RELEASE_C)?;
+    let (report, ()) = tokio::join!(promoter.verify(&c, &options), roll_out(&tenants, RELEASE_C));
+    print!("{}", output::summary(&report, color));
+    expect(&report, Outcome::Rejected)?;
+    expect_latest(&registry, RELEASE_B)?;
+
+    heading(&format!(
+        "3/3 rollback: `canary rollback {}` moves latest back to release {}",
+        &RELEASE_A[..7],
+        &RELEASE_A[..7]
+    ));
+    let report = promoter.rollback(&release(&RELEASE_A[..7])?).await;
+    print!("{}", output::summary(&report, color));
+    expect(&report, Outcome::RolledBack)?;
+    expect_latest(&registry, RELEASE_A)?;
+    Ok(())
+}
+
+/// Tenants pick the release up one after another, as auto-updaters would.
+async fn roll_out(tenants: &[TenantServer], sha: &str) {
+    for t in tenants {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        t.set_version(sha);
+    }
+}
+
+fn expect(report: &PromotionReport, outcome: Outcome) -> Result<(), String> {
+    if report.outcome == outcome {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected {outcome}, got {}: {}",
+            report.outcome, report.reason
+        ))
+    }
+}
+
+fn expect_latest(registry: &FakeRegistry, sha: &str) -> Result<(), String> {
+    for repo in REPOS {
+        let want = registry.tag_digest(repo, &format!("staging-{sha}"));
+        let got = registry.tag_digest(
+            repo,
+            Tag::parse("latest").map_err(|e| e.to_string())?.as_str(),
+        );
+        if want.is_none() || want != got {
+            return Err(format!("{repo}:latest is {got:?}, expected {want:?}"));
+        }
+    }
+    Ok(())
+}
