@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use canary_core::promoter::{Policy, VerifyOptions};
+use canary_core::promoter::{EmptyFleet, Policy, VerifyOptions};
 use canary_core::{
     Command, MemoryRegistry, Promoter, PromotionReport, Registry, Release, Secret, SmokeSuite,
     StaticFleet, Tenant, TenantFleet, UsageError,
@@ -98,6 +98,19 @@ async fn execute(cli: Cli, sub: &ArgMatches, github: Option<&Github>) -> Result<
             check_output_paths(&output)?;
             let release = settings.release(&sha)?;
             let fleet = env_fleet(&settings)?;
+            if settings.on_empty.value == EmptyFleet::Fail && fleet.tenants().await.is_ok_and(|t| t.is_empty()) {
+                return Err(UsageError::new(
+                    "canary fleet",
+                    format!(
+                        "is empty ({} is unset or empty) and on_empty_fleet = \"fail\" ({})",
+                        settings.urls_env.value, settings.on_empty.source
+                    ),
+                    format!(
+                        "set {} and {} to the canary tenants' URLs and admin tokens, or set on_empty = \"skip\"",
+                        settings.urls_env.value, settings.tokens_env.value
+                    ),
+                ));
+            }
             let parts = Parts::build(&settings, &release, fleet, github).await?;
             let options = VerifyOptions {
                 dry_run,

@@ -175,7 +175,7 @@ fn named(source: &Source, what: &str) -> String {
 fn duration(raw: &str, source: &Source, what: &str) -> Result<Duration, UsageError> {
     humantime::parse_duration(raw.trim()).map_err(|e| {
         UsageError::new(
-            format!("{} `{raw}`", named(source, what)),
+            named(source, &format!("{what} `{raw}`")),
             format!("is not a duration ({e})"),
             "write a duration such as `90s`, `6m` or `1h 30m`",
         )
@@ -187,7 +187,7 @@ fn boolean(raw: &str, source: &Source, what: &str) -> Result<bool, UsageError> {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
         _ => Err(UsageError::new(
-            format!("{} `{raw}`", named(source, what)),
+            named(source, &format!("{what} `{raw}`")),
             "is not a boolean",
             "write `true` or `false`",
         )),
