@@ -695,10 +695,35 @@ impl Inner {
     }
 }
 
+/// Aborts a spawned task when its handle is dropped (the caller gave up).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[async_trait]
 impl SmokeSuite for HttpSuite {
+    /// Runs on a task of its own, so that a fleet fanned out in one task
+    /// (the promoter's `buffered` stream) still uses every core. Dropping
+    /// the returned future aborts the task.
     async fn run(&self, tenant: &Tenant, context: &RunContext) -> Vec<CheckResult> {
-        self.inner.run(tenant, context).await
+        let inner = self.inner.clone();
+        let (t, c) = (tenant.clone(), context.clone());
+        let mut task = AbortOnDrop(tokio::spawn(async move { inner.run(&t, &c).await }));
+        match (&mut task.0).await {
+            Ok(results) => results,
+            Err(e) => {
+                let why = if e.is_panic() {
+                    "the check runner panicked"
+                } else {
+                    "the check runner was cancelled"
+                };
+                vec![CheckResult::error("suite", why)]
+            }
+        }
     }
 
     async fn probe(&self, tenant: &Tenant) -> Result<String, Error> {

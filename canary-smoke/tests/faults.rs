@@ -319,3 +319,49 @@ async fn probe_errors_say_why_without_the_token() {
     assert_eq!(e.kind(), canary_core::ErrorKind::Unauthorized);
     assert!(e.hint().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_run_concurrently_through_the_promoter() {
+    use std::sync::Arc;
+    let mut servers = Vec::new();
+    for _ in 0..16 {
+        servers.push(tenant(TenantFault::Slow(Duration::from_millis(50))).await);
+    }
+    let fleet = canary_core::StaticFleet::new(servers.iter().map(tenant_of).collect());
+    let suite: Arc<dyn SmokeSuite> = Arc::new(runner(builtin_fast()));
+    let p = canary_core::Promoter::new(
+        Arc::new(canary_core::MemoryRegistry::new()),
+        Arc::new(fleet),
+        suite,
+        Arc::new(canary_smoke::SystemClock),
+    );
+    let started = std::time::Instant::now();
+    let report = p.smoke(None, "concurrent").await;
+    let wall = started.elapsed();
+    assert_eq!(
+        report.outcome,
+        canary_core::Outcome::Passed,
+        "{}",
+        report.reason
+    );
+    // One by one: 16 tenants × 6 answers × 50 ms = 4.8 s at least.
+    assert!(wall < Duration::from_millis(2400), "{wall:?}");
+    assert!(servers.iter().all(|s| s.requests() == 6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_run_stops_its_requests() {
+    let server = tenant(TenantFault::Slow(Duration::from_millis(400))).await;
+    let suite = runner(builtin_fast());
+    let (t, c) = (tenant_of(&server), context());
+    let run = suite.run(&t, &c);
+    assert!(tokio::time::timeout(Duration::from_millis(100), run)
+        .await
+        .is_err());
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        server.requests(),
+        1,
+        "no check ran after the caller gave up"
+    );
+}

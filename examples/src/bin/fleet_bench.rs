@@ -37,6 +37,7 @@ const CONCURRENCIES: [usize; 3] = [32, 256, 1024];
 /// What one child run measured.
 struct Figures {
     wall_ms: f64,
+    cpu_ms: f64,
     peak_kib: u64,
     checks: usize,
     passed: usize,
@@ -54,6 +55,25 @@ fn peak_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) of this process so far, in ms: with a wall
+/// time close to it, the run is bound by this machine's CPU, not by the
+/// tenants' latency.
+fn cpu_ms() -> f64 {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the `(comm)`: state is field 3; utime, stime are 14, 15.
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let u: u64 = f.get(11)?.parse().ok()?;
+            let k: u64 = f.get(12)?.parse().ok()?;
+            Some(u + k)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    ticks as f64 * 10.0
+}
+
 /// The child: run the suite on the fleet from the environment, print one
 /// line `wall_ms peak_kib checks passed`.
 async fn child(mode: &str) {
@@ -67,6 +87,7 @@ async fn child(mode: &str) {
     )
     .expect("suite");
     let sha: GitSha = SHA.parse().expect("sha");
+    let cpu_before = cpu_ms();
     let started = Instant::now();
     let (checks, passed) = if mode == "seq" {
         let context = RunContext {
@@ -105,8 +126,9 @@ async fn child(mode: &str) {
     };
     let wall = started.elapsed();
     println!(
-        "{:.1} {} {checks} {passed}",
+        "{:.1} {:.0} {} {checks} {passed}",
         wall.as_secs_f64() * 1000.0,
+        cpu_ms() - cpu_before,
         peak_kib()
     );
 }
@@ -129,9 +151,10 @@ async fn measure(urls: &str, tokens: &str, mode: &str) -> Figures {
     let f: Vec<&str> = line.split_whitespace().collect();
     Figures {
         wall_ms: f[0].parse().expect("wall"),
-        peak_kib: f[1].parse().expect("peak"),
-        checks: f[2].parse().expect("checks"),
-        passed: f[3].parse().expect("passed"),
+        cpu_ms: f[1].parse().expect("cpu"),
+        peak_kib: f[2].parse().expect("peak"),
+        checks: f[3].parse().expect("checks"),
+        passed: f[4].parse().expect("passed"),
     }
 }
 
@@ -164,17 +187,27 @@ async fn main() {
         LATENCY.as_millis()
     );
     println!(
-        "each cell: wall time of the whole suite on the fleet / peak memory (VmHWM) of the run\n"
+        "each cell: wall time of the whole suite on the fleet / CPU time of the run / peak memory (VmHWM) of the run"
     );
-    let mut header = format!("| {:>5} | {:<24} |", "N", "one by one (seed)");
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!(
+            "cores: {}, load average at start: {}\n",
+            std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    let mut header = format!("| {:>5} | {:<32} |", "N", "one by one (seed)");
     for c in CONCURRENCIES {
         let _ = std::fmt::Write::write_fmt(
             &mut header,
-            format_args!(" {:<24} |", format!("concurrency {c}")),
+            format_args!(" {:<32} |", format!("concurrency {c}")),
         );
     }
     println!("{header}");
-    println!("|{}|", "---|".repeat(2 + CONCURRENCIES.len()));
+    println!("|{}", "---|".repeat(2 + CONCURRENCIES.len()));
     let mut one_tenant_ms = None;
     let mut seq_per_tenant_ms = None;
     for n in sizes {
@@ -197,12 +230,17 @@ async fn main() {
             let f = measure(&urls, &tokens, "seq").await;
             assert_eq!(f.passed, f.checks, "sequential run: every check passes");
             seq_per_tenant_ms = Some(f.wall_ms / n as f64);
-            format!("{} / {}", secs(f.wall_ms), mib(f.peak_kib))
+            format!(
+                "{} / {} / {}",
+                secs(f.wall_ms),
+                secs(f.cpu_ms),
+                mib(f.peak_kib)
+            )
         } else {
             let per = seq_per_tenant_ms.unwrap_or(6.0 * LATENCY.as_millis() as f64);
             format!("~{} (extrapolated)", secs(per * n as f64))
         };
-        let mut row = format!("| {n:>5} | {seq:<24} |");
+        let mut row = format!("| {n:>5} | {seq:<32} |");
         for c in CONCURRENCIES {
             let f = measure(&urls, &tokens, &format!("c={c}")).await;
             assert_eq!(f.checks, 6 * n);
@@ -215,8 +253,13 @@ async fn main() {
             let _ = std::fmt::Write::write_fmt(
                 &mut row,
                 format_args!(
-                    " {:<24} |",
-                    format!("{}{ratio} / {}", secs(f.wall_ms), mib(f.peak_kib))
+                    " {:<32} |",
+                    format!(
+                        "{}{ratio} / {} / {}",
+                        secs(f.wall_ms),
+                        secs(f.cpu_ms),
+                        mib(f.peak_kib)
+                    )
                 ),
             );
         }
