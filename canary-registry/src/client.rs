@@ -710,9 +710,16 @@ impl OciRegistry {
                 "list the realm's host under `[registry] insecure` if you trust the network",
             ));
         }
+        // Anonymous clients can never push; asking for it only invites a
+        // refusal from token servers that do not downgrade the scope.
+        let actions = if credential.is_some() {
+            "pull,push"
+        } else {
+            "pull"
+        };
         let scopes: Vec<String> = repos
             .iter()
-            .map(|r| format!("repository:{r}:pull,push"))
+            .map(|r| format!("repository:{r}:{actions}"))
             .chain(extra_scopes.iter().cloned())
             .collect();
         let mut headers = HeaderMap::new();

@@ -26,7 +26,9 @@ fn write_failing_helper(dir: &std::path::Path, name: &str) {
     let path = dir.join(format!("docker-credential-{name}"));
     std::fs::write(
         &path,
-        format!("#!/bin/sh\necho 'keychain locked, secret {HELPER_SECRET}'\nexit 1\n"),
+        format!(
+            "#!/bin/sh\nread -r server\necho 'keychain locked, secret {HELPER_SECRET}'\nexit 1\n"
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();

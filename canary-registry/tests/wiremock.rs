@@ -242,6 +242,8 @@ async fn concurrent_requests_share_one_ping_and_one_token() {
     s.bearer_ping().await;
     Mock::given(method("GET"))
         .and(path("/token"))
+        .and(query_param("scope", "repository:acme/a:pull"))
+        .and(query_param("scope", "repository:acme/b:pull"))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": "tok-c"})),
         )
