@@ -2,9 +2,10 @@
 //! binary, a real distribution registry holding skopeo-pushed releases, and
 //! reference tenants on loopback.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use canary_testkit::oci::{self, Fixture};
 use canary_testkit::real_registry::RealRegistry;
@@ -19,8 +20,9 @@ pub const REPOS: [&str; 2] = ["acme/platform", "acme/tenant"];
 /// The tenants' admin token; tests search every output for it.
 pub const TENANT_TOKEN: &str = "tenant-admin-TOKEN-7d1e0c";
 
-/// The `canary` binary, built on demand (a test run of this crate alone
-/// does not build other packages' binaries).
+/// The `canary` binary: `$CANARY_BIN`, or `target/<profile>/canary` when it
+/// is newer than every source file of the workspace (a workspace test run
+/// has just built it), else built now with `cargo build`.
 pub fn canary_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -29,18 +31,65 @@ pub fn canary_bin() -> PathBuf {
         }
         // target/<profile>/deps/<test> → target/<profile>/canary
         let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
+        let profile_dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target dir")
+            .to_path_buf();
         let bin = profile_dir.join("canary");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "canary-cli", "--bin", "canary"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p canary-cli failed");
-        assert!(bin.exists(), "{} missing after build", bin.display());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
+        let fresh = std::fs::metadata(&bin)
+            .and_then(|m| m.modified())
+            .is_ok_and(|built| newest_source(workspace).is_none_or(|src| src <= built));
+        if !fresh {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-q", "-p", "canary-cli", "--bin", "canary"])
+                .current_dir(workspace)
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cargo build -p canary-cli failed");
+        }
+        assert!(bin.exists(), "{} missing", bin.display());
         bin
     })
     .clone()
+}
+
+/// The modification time of the newest `.rs` or `Cargo.toml` of the
+/// workspace's crates.
+fn newest_source(workspace: &Path) -> Option<SystemTime> {
+    fn walk(dir: &Path, newest: &mut Option<SystemTime>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if name != "target" && !name.to_string_lossy().starts_with('.') {
+                    walk(&path, newest);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") || name == "Cargo.toml" {
+                if let Ok(t) = entry.metadata().and_then(|m| m.modified()) {
+                    *newest = Some(newest.map_or(t, |n| n.max(t)));
+                }
+            }
+        }
+    }
+    let mut newest = None;
+    for krate in [
+        "canary-core",
+        "canary-registry",
+        "canary-smoke",
+        "canary-gha",
+        "canary-cli",
+        "canary-testkit",
+    ] {
+        walk(&workspace.join(krate), &mut newest);
+    }
+    newest
 }
 
 /// A registry with two releases of two images pushed by skopeo, `latest` on
@@ -62,8 +111,14 @@ impl World {
         for (i, repo) in REPOS.iter().enumerate() {
             for sha in [OLD, NEW] {
                 let salt = format!("{repo}-{sha}");
-                let fixture = if i == 0 { Fixture::single(&salt) } else { Fixture::index(&salt) };
-                fixture.build().push(&registry, repo, &format!("staging-{sha}"));
+                let fixture = if i == 0 {
+                    Fixture::single(&salt)
+                } else {
+                    Fixture::index(&salt)
+                };
+                fixture
+                    .build()
+                    .push(&registry, repo, &format!("staging-{sha}"));
             }
             oci::skopeo_copy_tag(&registry, repo, &format!("staging-{OLD}"), "latest");
         }
@@ -97,7 +152,11 @@ impl World {
             .env("NO_COLOR", "1")
             .env(
                 "CANARY_IMAGES",
-                REPOS.iter().map(|r| format!("{}/{r}", self.registry.host())).collect::<Vec<_>>().join(","),
+                REPOS
+                    .iter()
+                    .map(|r| format!("{}/{r}", self.registry.host()))
+                    .collect::<Vec<_>>()
+                    .join(","),
             )
             .env("CANARY_TENANT_URLS", urls.join(" "))
             .env("CANARY_TENANT_TOKENS", tokens)
@@ -118,7 +177,10 @@ impl World {
 
     /// Every image's staging digest for `sha`, by skopeo.
     pub fn staging(&self, sha: &str) -> Vec<String> {
-        REPOS.iter().map(|r| self.digest(r, &format!("staging-{sha}"))).collect()
+        REPOS
+            .iter()
+            .map(|r| self.digest(r, &format!("staging-{sha}")))
+            .collect()
     }
 }
 

@@ -22,12 +22,28 @@ async fn green_verify_promotes_both_images() {
     let before = world.latest();
     assert_eq!(before, world.staging(OLD));
     let mut cmd = world.canary();
-    cmd.args(["verify", "--sha", NEW, "--report", "report.json", "--junit", "junit.xml"]);
+    cmd.args([
+        "verify",
+        "--sha",
+        NEW,
+        "--report",
+        "report.json",
+        "--junit",
+        "junit.xml",
+    ]);
     let r = run(cmd).await;
     assert_eq!(r.code, 0, "{r:?}");
     no_secret(&r);
-    assert_eq!(world.latest(), world.staging(NEW), "latest must be the staging digests (skopeo)");
-    assert!(r.stdout.contains("outcome: promoted (exit 0)"), "{}", r.stdout);
+    assert_eq!(
+        world.latest(),
+        world.staging(NEW),
+        "latest must be the staging digests (skopeo)"
+    );
+    assert!(
+        r.stdout.contains("outcome: promoted (exit 0)"),
+        "{}",
+        r.stdout
+    );
     let rep = report(&world, "report.json");
     assert_eq!(rep["outcome"], "promoted");
     for (i, image) in rep["images"].as_array().unwrap().iter().enumerate() {
@@ -36,7 +52,11 @@ async fn green_verify_promotes_both_images() {
     }
     let junit = std::fs::read_to_string(world.dir.path().join("junit.xml")).unwrap();
     assert!(!junit.contains(TENANT_TOKEN));
-    assert_eq!(junit.matches("<testcase").count(), 2 * 6, "one case per tenant × check");
+    assert_eq!(
+        junit.matches("<testcase").count(),
+        2 * 6,
+        "one case per tenant × check"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,12 +84,16 @@ async fn rollout_that_never_converges_is_inconclusive() {
     world.tenants[0].set_version(OLD);
     let before = world.latest();
     let mut cmd = world.canary();
-    cmd.env("CANARY_ROLLOUT_DEADLINE", "1s").args(["verify", "--sha", NEW, "--json"]);
+    cmd.env("CANARY_ROLLOUT_DEADLINE", "1s")
+        .args(["verify", "--sha", NEW, "--json"]);
     let r = run(cmd).await;
     assert_eq!(r.code, 1, "{r:?}");
     let rep: serde_json::Value = serde_json::from_str(&r.stdout).expect("--json prints the report");
     assert_eq!(rep["outcome"], "inconclusive");
-    assert!(rep["reason"].as_str().unwrap().contains(&format!("{} runs {OLD}", world.tenants[0].url())));
+    assert!(rep["reason"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("{} runs {OLD}", world.tenants[0].url())));
     assert_eq!(world.latest(), before);
 }
 
@@ -78,7 +102,14 @@ async fn rollback_with_a_short_sha_and_refusal_of_a_missing_one() {
     let world = World::start(0).await;
     // Promote NEW by hand first, so there is something to roll back.
     let mut cmd = world.canary();
-    cmd.args(["promote", "--sha", NEW, "--no-verify", "--reason", "e2e setup"]);
+    cmd.args([
+        "promote",
+        "--sha",
+        NEW,
+        "--no-verify",
+        "--reason",
+        "e2e setup",
+    ]);
     let r = run(cmd).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(world.latest(), world.staging(NEW));
@@ -89,13 +120,20 @@ async fn rollback_with_a_short_sha_and_refusal_of_a_missing_one() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(world.latest(), world.staging(OLD));
     assert!(r.stdout.contains("outcome: rolled_back"), "{}", r.stdout);
-    assert!(r.stdout.contains("->"), "old -> new digest per image: {}", r.stdout);
+    assert!(
+        r.stdout.contains("->"),
+        "old -> new digest per image: {}",
+        r.stdout
+    );
 
     let before = world.latest();
     let mut cmd = world.canary();
     cmd.args(["rollback", "deadbeef"]);
     let r = run(cmd).await;
-    assert_eq!(r.code, 3, "a sha without staging tags is found by asking the registry: {r:?}");
+    assert_eq!(
+        r.code, 3,
+        "a sha without staging tags is found by asking the registry: {r:?}"
+    );
     assert!(r.stdout.contains("starts with `deadbeef`"), "{}", r.stdout);
     assert_eq!(world.latest(), before, "nothing moved");
 }
@@ -104,15 +142,22 @@ async fn rollback_with_a_short_sha_and_refusal_of_a_missing_one() {
 async fn rollback_refuses_when_one_image_lacks_the_sha() {
     let world = World::start(0).await;
     let lone = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-    canary_testkit::oci::Fixture::single("lone")
-        .build()
-        .push(&world.registry, canary_e2e::REPOS[0], &format!("staging-{lone}"));
+    canary_testkit::oci::Fixture::single("lone").build().push(
+        &world.registry,
+        canary_e2e::REPOS[0],
+        &format!("staging-{lone}"),
+    );
     let before = world.latest();
     let mut cmd = world.canary();
     cmd.args(["rollback", lone]);
     let r = run(cmd).await;
     assert_eq!(r.code, 3, "{r:?}");
-    assert!(r.stdout.contains(&format!("acme/tenant:staging-{lone} does not exist")), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("acme/tenant:staging-{lone} does not exist")),
+        "{}",
+        r.stdout
+    );
     assert_eq!(world.latest(), before);
 }
 
@@ -121,7 +166,9 @@ async fn empty_fleet_skips_or_fails_by_policy() {
     let world = World::start(0).await;
     let before = world.latest();
     let mut cmd = world.canary();
-    cmd.env("CANARY_TENANT_URLS", "").env("CANARY_TENANT_TOKENS", "").args(["verify", "--sha", NEW]);
+    cmd.env("CANARY_TENANT_URLS", "")
+        .env("CANARY_TENANT_TOKENS", "")
+        .args(["verify", "--sha", NEW]);
     let r = run(cmd).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("outcome: skipped"), "{}", r.stdout);
