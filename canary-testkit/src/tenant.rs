@@ -336,3 +336,109 @@ async fn handle(
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn start(fault: TenantFault) -> TenantServer {
+        TenantServer::start(TenantOptions {
+            token: "t0k".into(),
+            version: "abc1234".into(),
+            fault,
+        })
+        .await
+    }
+
+    async fn get(server: &TenantServer, path: &str, auth: bool) -> (u16, String) {
+        let mut r = reqwest::Client::new().get(format!("{}{path}", server.url()));
+        if auth {
+            r = r.bearer_auth("t0k");
+        }
+        let resp = r.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn healthy_endpoints_and_auth() {
+        let s = start(TenantFault::None).await;
+        let (status, body) = get(&s, "/admin/liveness", true).await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["version"], "abc1234");
+        assert!(v["subsystems"].is_object());
+        assert_eq!(get(&s, "/admin/liveness", false).await.0, 401);
+        assert_eq!(get(&s, "/workspaces", false).await.0, 401);
+        let (status, body) = get(&s, "/workspaces", true).await;
+        assert_eq!((status, body.starts_with('[')), (200, true));
+        assert_eq!(get(&s, "/nope", true).await.0, 404);
+        let wrong = reqwest::Client::new()
+            .get(format!("{}/events", s.url()))
+            .bearer_auth("other")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status().as_u16(), 401);
+        assert_eq!(s.requests(), 6);
+    }
+
+    #[tokio::test]
+    async fn memories_round_trip_unless_broken() {
+        for (fault, found) in [(TenantFault::None, 1), (TenantFault::BrokenRoundTrip, 0)] {
+            let s = start(fault).await;
+            let resp = reqwest::Client::new()
+                .post(format!("{}/memories/commit", s.url()))
+                .bearer_auth("t0k")
+                .body(r#"{"content":"hello canary"}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 201);
+            let (status, body) = get(&s, "/memories/search?q=canary", true).await;
+            assert_eq!(status, 200);
+            let v: Vec<Value> = serde_json::from_str(&body).unwrap();
+            assert_eq!(v.len(), found, "{fault:?}");
+            let (_, events) = get(&s, "/events", true).await;
+            assert_eq!(
+                serde_json::from_str::<Vec<Value>>(&events).unwrap().len(),
+                found
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn faults_can_change_at_run_time() {
+        let s = start(TenantFault::None).await;
+        s.set_fault(TenantFault::Flaky(2));
+        assert_eq!(get(&s, "/workspaces", true).await.0, 503);
+        assert_eq!(get(&s, "/workspaces", true).await.0, 503);
+        assert_eq!(get(&s, "/workspaces", true).await.0, 200);
+        s.set_fault(TenantFault::AuthBypass);
+        assert_eq!(get(&s, "/admin/liveness", false).await.0, 200);
+        assert_eq!(get(&s, "/events", false).await.0, 401);
+        s.set_fault(TenantFault::OldVersion);
+        s.set_version("fff0000");
+        assert!(get(&s, "/admin/liveness", true)
+            .await
+            .1
+            .contains(OLD_VERSION));
+        s.set_fault(TenantFault::None);
+        assert!(get(&s, "/admin/liveness", true).await.1.contains("fff0000"));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_server_closes_its_port() {
+        let s = start(TenantFault::None).await;
+        let addr = s.addr();
+        drop(s);
+        let mut closed = false;
+        for _ in 0..50 {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(closed, "{addr} still accepts connections");
+    }
+}
