@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use canary_testkit::oci::{self, Fixture};
-use canary_testkit::real_registry::RealRegistry;
+use canary_testkit::real_registry::{Mode, RealRegistry};
 use canary_testkit::tenant::{TenantFault, TenantOptions, TenantServer};
 
 /// The previous release (on `latest` at the start).
@@ -107,7 +107,14 @@ impl World {
     /// Starts everything. Call from a multi-thread Tokio runtime: tenants
     /// serve on it while the binary runs.
     pub async fn start(tenants: usize) -> Self {
-        let registry = RealRegistry::open();
+        Self::start_with(Mode::Open, tenants).await
+    }
+
+    /// Starts everything, with the registry in `mode` (Basic: htpasswd
+    /// credentials, passed to canary as `CANARY_REGISTRY_USERNAME` /
+    /// `CANARY_REGISTRY_PASSWORD`).
+    pub async fn start_with(mode: Mode, tenants: usize) -> Self {
+        let registry = RealRegistry::start(mode);
         for (i, repo) in REPOS.iter().enumerate() {
             for sha in [OLD, NEW] {
                 let salt = format!("{repo}-{sha}");
@@ -162,6 +169,10 @@ impl World {
             .env("CANARY_TENANT_TOKENS", tokens)
             .env("CANARY_ROLLOUT_INTERVAL", "100ms")
             .env("CANARY_ROLLOUT_DEADLINE", "10s");
+        if let Some((user, password)) = self.registry.credentials() {
+            cmd.env("CANARY_REGISTRY_USERNAME", user)
+                .env("CANARY_REGISTRY_PASSWORD", password);
+        }
         cmd
     }
 
