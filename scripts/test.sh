@@ -30,3 +30,7 @@ profile="${NEXTEST_PROFILE:-default}"
 [ "${CI:-}" = "true" ] && profile=ci
 cargo nextest run --workspace --all-features --profile "$profile" "$@"
 cargo test --workspace --doc --all-features
+
+# Every example that embeds the library runs too (benchmarks run by hand:
+# see BENCHMARKS.md).
+cargo run -q -p canary-examples --bin embed
