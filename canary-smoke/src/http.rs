@@ -491,6 +491,13 @@ impl Inner {
             if matches!(last, Attempt::Passed(_)) || attempts == attempts_max {
                 break;
             }
+            tracing::debug!(
+                tenant = tenant.url(),
+                check = %check.name,
+                attempt = attempts,
+                of = attempts_max,
+                "attempt did not pass; retrying"
+            );
             tokio::time::sleep(check.interval).await;
         }
         let expected = check.describe(|t| t.render(vars, false), |j| j.render(vars));
