@@ -98,7 +98,9 @@ async fn execute(cli: Cli, sub: &ArgMatches, github: Option<&Github>) -> Result<
             check_output_paths(&output)?;
             let release = settings.release(&sha)?;
             let fleet = env_fleet(&settings)?;
-            if settings.on_empty.value == EmptyFleet::Fail && fleet.tenants().await.is_ok_and(|t| t.is_empty()) {
+            if settings.on_empty.value == EmptyFleet::Fail
+                && fleet.tenants().await.is_ok_and(|t| t.is_empty())
+            {
                 return Err(UsageError::new(
                     "canary fleet",
                     format!(

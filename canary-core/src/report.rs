@@ -226,7 +226,11 @@ impl PromotionReport {
         let mut md = String::new();
         let _ = writeln!(md, "# Post-mortem: release `{sha}`\n");
         let _ = writeln!(md, "- **Command:** `canary {}`", command_name(self.command));
-        let _ = writeln!(md, "- **Outcome:** `{}` (exit {})", self.outcome, self.exit_code);
+        let _ = writeln!(
+            md,
+            "- **Outcome:** `{}` (exit {})",
+            self.outcome, self.exit_code
+        );
         let _ = writeln!(md, "- **Reason:** {}", one_line(&self.reason));
         if let Some(reason) = &self.manual_reason {
             let _ = writeln!(md, "- **Manual promotion reason:** {}", one_line(reason));
@@ -236,7 +240,11 @@ impl PromotionReport {
             let _ = writeln!(md, "No canary tenant was checked.");
         } else {
             let (all, passed) = self.check_counts();
-            let _ = writeln!(md, "{passed} of {all} checks passed on {} tenants.\n", self.tenants.len());
+            let _ = writeln!(
+                md,
+                "{passed} of {all} checks passed on {} tenants.\n",
+                self.tenants.len()
+            );
             let _ = writeln!(md, "| tenant | check | status | expected | actual |");
             let _ = writeln!(md, "|---|---|---|---|---|");
             for t in &self.tenants {
@@ -268,7 +276,10 @@ impl PromotionReport {
             );
         }
         let _ = writeln!(md, "\n## Questions\n");
-        let _ = writeln!(md, "- Which commit broke, and what did it change? (`{sha}`)");
+        let _ = writeln!(
+            md,
+            "- Which commit broke, and what did it change? (`{sha}`)"
+        );
         let _ = writeln!(
             md,
             "- Why didn't canary catch it? A new code path the smoke suite doesn't exercise, prod-only data, config drift between canary and prod, or a cross-tenant interaction?"

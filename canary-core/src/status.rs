@@ -68,7 +68,10 @@ impl Promoter {
         let promoted_tag = Tag::parse(&promoted.to_string())?;
         let mut out = Vec::with_capacity(images.len());
         for image in images {
-            out.push(self.image_state(image, staging, &promoted_tag, max_scan).await);
+            out.push(
+                self.image_state(image, staging, &promoted_tag, max_scan)
+                    .await,
+            );
         }
         let tenants = match self.fleet().tenants().await {
             Ok(t) => t,
@@ -102,10 +105,19 @@ impl Promoter {
             .buffered(self.policy().concurrency.max(1))
             .collect()
             .await;
-        Ok(StatusReport { images: out, tenants })
+        Ok(StatusReport {
+            images: out,
+            tenants,
+        })
     }
 
-    async fn image_state(&self, image: &ImageRef, staging: &TagTemplate, promoted: &Tag, max_scan: usize) -> ImageState {
+    async fn image_state(
+        &self,
+        image: &ImageRef,
+        staging: &TagTemplate,
+        promoted: &Tag,
+        max_scan: usize,
+    ) -> ImageState {
         let registry = self.registry();
         let mut state = ImageState {
             image: image.clone(),
@@ -116,7 +128,10 @@ impl Promoter {
             truncated: false,
             error: None,
         };
-        let digest = match registry.head_manifest(image, &Reference::Tag(promoted.clone())).await {
+        let digest = match registry
+            .head_manifest(image, &Reference::Tag(promoted.clone()))
+            .await
+        {
             Ok(Some(d)) => d,
             Ok(None) => return state,
             Err(e) => {
@@ -132,7 +147,10 @@ impl Promoter {
                 return state;
             }
         };
-        let mut candidates: Vec<Tag> = tags.into_iter().filter(|t| staging.sha_of(t).is_some()).collect();
+        let mut candidates: Vec<Tag> = tags
+            .into_iter()
+            .filter(|t| staging.sha_of(t).is_some())
+            .collect();
         // Tag lists are lexical; scan from the end so the bound keeps a
         // stable, documented subset.
         candidates.reverse();
@@ -143,7 +161,10 @@ impl Promoter {
             .map(|t| {
                 let digest = &digest;
                 async move {
-                    match registry.head_manifest(image, &Reference::Tag(t.clone())).await {
+                    match registry
+                        .head_manifest(image, &Reference::Tag(t.clone()))
+                        .await
+                    {
                         Ok(Some(d)) if &d == digest => Some(t),
                         _ => None,
                     }
