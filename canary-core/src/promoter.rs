@@ -30,7 +30,7 @@ use crate::report::{
     Command, ErrorReport, ImageReport, ImageStatus, PromotionReport, TenantReport,
 };
 use crate::suite::{CheckResult, CheckStatus, RunContext, SmokeSuite};
-use crate::types::{Digest, GitSha, ImageRef, Reference, Release, Tag, Tenant};
+use crate::types::{Digest, GitSha, ImageRef, Manifest, Reference, Release, Tag, Tenant};
 
 /// What to do when no canary tenant is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -606,54 +606,99 @@ impl Promoter {
         reports
     }
 
-    /// Retags every image: GET staging, PUT latest with the same bytes, HEAD
-    /// latest and compare. Stops at the first failure.
+    /// Retags every image (GET staging, PUT latest with the same bytes),
+    /// then verifies all of them (HEAD latest and compare): three requests
+    /// per image. Stops at the first failure.
+    ///
+    /// Verification happens after the last write so that it also catches
+    /// another writer that moved an earlier image in the meantime (there is
+    /// no compare-and-swap in the distribution API). An image found moved
+    /// by someone else is written again, up to [`REASSERT_ROUNDS`] times
+    /// with a growing pause; two runs racing therefore converge on the
+    /// release of the last one to finish a clean verification.
     async fn move_images(&self, run: &mut Run, release: &Release) -> Event {
         let staging = release.staging_tag();
         let promoted = release.promoted_tag();
+        let mut written = Vec::with_capacity(run.report.images.len());
         for i in 0..run.report.images.len() {
             let image = run.report.images[i].image.clone();
             let expected = run.report.images[i].staging_digest.clone();
-            let result = self
-                .retag(
-                    &image,
-                    &Reference::Tag(staging.clone()),
-                    expected.as_ref(),
-                    &promoted,
-                    || {
-                        run.touched[i] = true;
-                    },
-                )
-                .await;
-            let entry = &mut run.report.images[i];
+            let result = match self
+                .fetch(&image, &Reference::Tag(staging.clone()), expected.as_ref())
+                .await
+            {
+                Ok(manifest) => {
+                    run.touched[i] = true;
+                    self.put(&image, &promoted, &manifest)
+                        .await
+                        .map(|()| manifest)
+                }
+                Err(e) => Err(e),
+            };
             match result {
-                Ok(digest) => {
-                    entry.after = Some(digest);
-                    entry.status = ImageStatus::Moved;
+                Ok(manifest) => written.push(manifest),
+                Err(e) => return move_failed(run, i, &promoted, &e),
+            }
+        }
+        for round in 0..=REASSERT_ROUNDS {
+            let mut moved_by_other = Vec::new();
+            for (i, manifest) in written.iter().enumerate() {
+                let image = run.report.images[i].image.clone();
+                match self.read_back(&image, &promoted).await {
+                    Ok(Some(d)) if &d == manifest.digest() => {
+                        let entry = &mut run.report.images[i];
+                        entry.after = Some(d);
+                        entry.status = ImageStatus::Moved;
+                    }
+                    Ok(now) => moved_by_other.push((i, now)),
+                    Err(e) => return move_failed(run, i, &promoted, &e),
+                }
+            }
+            if moved_by_other.is_empty() {
+                for entry in &run.report.images {
                     self.observer.image(entry);
                 }
-                Err(e) => {
-                    let message = e.chain();
-                    entry.error = Some(message.clone());
-                    run.report.reason = format!("moving {image}:{promoted} failed: {message}");
-                    run.report.error = Some((&e).into());
-                    return Event::MoveFailed;
+                return Event::MovesVerified;
+            }
+            if round == REASSERT_ROUNDS {
+                let (i, now) = &moved_by_other[0];
+                let e = Error::new(
+                    ErrorKind::Integrity,
+                    format!(
+                        "{}:{promoted} reads back as {} after writing {} ({} times)",
+                        run.report.images[*i].image,
+                        now.as_ref().map_or_else(|| "missing".to_string(), ToString::to_string),
+                        written[*i].digest(),
+                        REASSERT_ROUNDS + 1
+                    ),
+                )
+                .with_hint("another writer keeps moving the tag: serialise promotions (a workflow `concurrency:` group)");
+                return move_failed(run, *i, &promoted, &e);
+            }
+            // Someone else moved these images since we wrote them: pause
+            // (staggered by our digest so two racing runs don't stay in
+            // step), then write them again.
+            let jitter = u64::from(written[0].digest().hex().as_bytes()[0] % 16) * 10;
+            self.clock
+                .sleep(Duration::from_millis((100 << round) + jitter))
+                .await;
+            for (i, _) in moved_by_other {
+                let image = run.report.images[i].image.clone();
+                if let Err(e) = self.put(&image, &promoted, &written[i]).await {
+                    return move_failed(run, i, &promoted, &e);
                 }
             }
         }
-        Event::MovesVerified
+        unreachable!("the last round returns")
     }
 
-    /// GET `from` (checked against `expected`), PUT under `to` with the same
-    /// bytes and media type, HEAD `to` and compare: at most three requests.
-    async fn retag(
+    /// GET `from`, checked against `expected`.
+    async fn fetch(
         &self,
         image: &ImageRef,
         from: &Reference,
         expected: Option<&Digest>,
-        to: &Tag,
-        mut before_put: impl FnMut(),
-    ) -> Result<Digest, Error> {
+    ) -> Result<Manifest, Error> {
         let manifest = self
             .registry
             .get_manifest(image, from)
@@ -672,17 +717,38 @@ impl Promoter {
                 .with_hint("someone moved the staging tag during the run; run again"));
             }
         }
-        before_put();
+        Ok(manifest)
+    }
+
+    /// PUT the manifest's exact bytes under `to`.
+    async fn put(&self, image: &ImageRef, to: &Tag, manifest: &Manifest) -> Result<(), Error> {
         self.registry
-            .put_manifest(image, to, &manifest)
+            .put_manifest(image, to, manifest)
             .await
-            .map_err(|e| e.context(format!("writing {image}:{to}")))?;
-        let now = self
-            .registry
+            .map(|_| ())
+            .map_err(|e| e.context(format!("writing {image}:{to}")))
+    }
+
+    /// HEAD `to`.
+    async fn read_back(&self, image: &ImageRef, to: &Tag) -> Result<Option<Digest>, Error> {
+        self.registry
             .head_manifest(image, &Reference::Tag(to.clone()))
             .await
-            .map_err(|e| e.context(format!("verifying {image}:{to}")))?;
-        match now {
+            .map_err(|e| e.context(format!("verifying {image}:{to}")))
+    }
+
+    /// GET `from` (checked against `expected`), PUT under `to` with the same
+    /// bytes and media type, HEAD `to` and compare: three requests.
+    async fn retag(
+        &self,
+        image: &ImageRef,
+        from: &Reference,
+        expected: Option<&Digest>,
+        to: &Tag,
+    ) -> Result<Digest, Error> {
+        let manifest = self.fetch(image, from, expected).await?;
+        self.put(image, to, &manifest).await?;
+        match self.read_back(image, to).await? {
             Some(d) if &d == manifest.digest() => Ok(d),
             other => Err(Error::new(
                 ErrorKind::Integrity,
@@ -708,13 +774,7 @@ impl Promoter {
             let before = run.report.images[i].before.clone();
             let result = match &before {
                 Some(d) => self
-                    .retag(
-                        &image,
-                        &Reference::Digest(d.clone()),
-                        Some(d),
-                        &promoted,
-                        || {},
-                    )
+                    .retag(&image, &Reference::Digest(d.clone()), Some(d), &promoted)
                     .await
                     .map(Some),
                 None => {
@@ -784,6 +844,20 @@ impl Promoter {
         run.report.reason = format!("{}; {}", run.report.reason, failures.join("; "));
         Event::RestoreFailed
     }
+}
+
+/// How many times the promoter re-writes an image another writer moved
+/// while it was promoting, before giving up (and restoring).
+pub const REASSERT_ROUNDS: u32 = 4;
+
+/// Records a failed move of image `i` and asks for compensation.
+fn move_failed(run: &mut Run, i: usize, promoted: &Tag, e: &Error) -> Event {
+    let message = e.chain();
+    let image = run.report.images[i].image.clone();
+    run.report.images[i].error = Some(message.clone());
+    run.report.reason = format!("moving {image}:{promoted} failed: {message}");
+    run.report.error = Some(e.into());
+    Event::MoveFailed
 }
 
 /// The verdict of a fleet's checks, and its reason.

@@ -586,3 +586,105 @@ mod with_mocks {
         assert!(report.reason.contains("401 from ghcr.io"));
     }
 }
+
+/// A registry where "another writer" moves image 0's `latest` to a foreign
+/// manifest: once after our second PUT, or before every HEAD of it.
+struct Interfering {
+    inner: MemoryRegistry,
+    foreign: Manifest,
+    always: bool,
+    puts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Registry for Interfering {
+    async fn get_manifest(&self, img: &ImageRef, reference: &Reference) -> Result<Manifest, Error> {
+        self.inner.get_manifest(img, reference).await
+    }
+    async fn head_manifest(
+        &self,
+        img: &ImageRef,
+        reference: &Reference,
+    ) -> Result<Option<Digest>, Error> {
+        if self.always
+            && img == &image(0)
+            && reference == &Reference::Tag(tag("latest"))
+            && self.puts.load(std::sync::atomic::Ordering::SeqCst) >= 2
+        {
+            self.inner
+                .push(&image(0), &tag("latest"), self.foreign.clone());
+        }
+        self.inner.head_manifest(img, reference).await
+    }
+    async fn put_manifest(
+        &self,
+        img: &ImageRef,
+        t: &Tag,
+        manifest: &Manifest,
+    ) -> Result<Digest, Error> {
+        let d = self.inner.put_manifest(img, t, manifest).await?;
+        if self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 && !self.always {
+            self.inner
+                .push(&image(0), &tag("latest"), self.foreign.clone());
+        }
+        Ok(d)
+    }
+    async fn list_tags(&self, img: &ImageRef) -> Result<Vec<Tag>, Error> {
+        self.inner.list_tags(img).await
+    }
+}
+
+#[test]
+fn another_writer_is_detected_and_latest_re_asserted() {
+    let r = seeded(2);
+    let interfering = Interfering {
+        inner: r.clone(),
+        foreign: manifest("{\"foreign\":true}"),
+        always: false,
+        puts: 0.into(),
+    };
+    let p = Promoter::new(
+        Arc::new(interfering),
+        Arc::new(fleet(1)),
+        Arc::new(ScriptedSuite::new()),
+        Arc::new(ManualClock::new(0)),
+    );
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
+    assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+    for i in 0..2 {
+        assert_eq!(latest(&r, i), staging(&r, i, SHA), "image {i} re-asserted");
+    }
+    assert_eq!(r.count(Op::Put), 3, "image 0 written again once");
+}
+
+#[test]
+fn a_writer_that_never_stops_ends_in_restore_not_a_silent_mix() {
+    let r = seeded(2);
+    let interfering = Interfering {
+        inner: r.clone(),
+        foreign: manifest("{\"foreign\":true}"),
+        always: true,
+        puts: 0.into(),
+    };
+    let p = Promoter::new(
+        Arc::new(interfering),
+        Arc::new(fleet(1)),
+        Arc::new(ScriptedSuite::new()),
+        Arc::new(ManualClock::new(0)),
+    );
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
+    assert!(
+        matches!(report.outcome, Outcome::Failed | Outcome::Inconsistent),
+        "{:?}: {}",
+        report.outcome,
+        report.reason
+    );
+    assert!(report.reason.contains("reads back as"), "{}", report.reason);
+    for i in 0..2 {
+        assert_eq!(
+            report.images[i].after,
+            latest(&r, i),
+            "report truthful for image {i}"
+        );
+    }
+}
