@@ -107,7 +107,7 @@ pub(crate) struct SettingsArgs {
     #[arg(long, global = true, env = "CANARY_SUITE_FILE", value_name = "FILE")]
     pub(crate) suite_file: Option<PathBuf>,
 
-    /// Tenants checked at once [file: suite.concurrency] [default: 32]
+    /// Tenants checked at once [file: suite.concurrency] [default: 256]
     #[arg(long, global = true, env = "CANARY_CONCURRENCY", value_name = "N")]
     pub(crate) concurrency: Option<String>,
 

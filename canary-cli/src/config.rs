@@ -390,13 +390,13 @@ impl Settings {
             ("concurrency", "concurrency", "CANARY_CONCURRENCY"),
             file.suite.concurrency.map(|n| n.to_string()),
             "suite.concurrency",
-            "32".to_string(),
+            "256".to_string(),
             |raw, source| match raw.trim().parse::<usize>() {
                 Ok(n) if (1..=10_000).contains(&n) => Ok(n),
                 _ => Err(UsageError::new(
                     named(source, &format!("concurrency `{raw}`")),
                     "is not a number from 1 to 10000",
-                    "write how many tenants to check at once, e.g. 32",
+                    "write how many tenants to check at once, e.g. 256",
                 )),
             },
         )?;

@@ -74,7 +74,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             on_empty_fleet: EmptyFleet::Skip,
-            concurrency: 32,
+            concurrency: 256,
             rollout: Rollout::Immediate,
         }
     }
