@@ -34,3 +34,4 @@ cargo test --workspace --doc --all-features
 # Every example that embeds the library runs too (benchmarks run by hand:
 # see BENCHMARKS.md).
 cargo run -q -p canary-examples --bin embed
+cargo run -q -p canary-examples --bin decision_latency
