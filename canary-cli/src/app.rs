@@ -177,6 +177,13 @@ async fn execute(cli: Cli, sub: &ArgMatches, github: Option<&Github>) -> Result<
                 None => env_fleet(&settings)?,
             };
             let suite = build_suite(&settings)?;
+            if sha.is_none() && suite.suite().uses_sha() {
+                return Err(UsageError::new(
+                    "--sha",
+                    "is missing and the suite uses {{sha}}",
+                    "pass the release's sha with --sha SHA",
+                ));
+            }
             let tenants = fleet.tenants().await.unwrap_or_default();
             if let Some(gh) = github {
                 gh.mask_tenants(&tenants);
@@ -279,7 +286,17 @@ fn policy(settings: &Settings) -> Policy {
 }
 
 fn env_fleet(settings: &Settings) -> Result<StaticFleet, UsageError> {
-    canary_smoke::fleet_from_env(&settings.urls_env.value, &settings.tokens_env.value, env)
+    match &settings.fleet_urls {
+        Some(urls) => canary_smoke::fleet_from_config(
+            &urls.value,
+            &urls.source.to_string(),
+            &settings.tokens_env.value,
+            env,
+        ),
+        None => {
+            canary_smoke::fleet_from_env(&settings.urls_env.value, &settings.tokens_env.value, env)
+        }
+    }
 }
 
 fn single_tenant(

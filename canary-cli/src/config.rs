@@ -39,6 +39,7 @@ struct ReleaseSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FleetSection {
+    urls: Option<Vec<String>>,
     urls_env: Option<String>,
     tokens_env: Option<String>,
     on_empty: Option<String>,
@@ -111,6 +112,8 @@ pub(crate) struct Settings {
     pub(crate) images: Sourced<Vec<ImageRef>>,
     pub(crate) staging: Sourced<TagTemplate>,
     pub(crate) promoted: Sourced<TagTemplate>,
+    /// Tenant URLs written in the config file (instead of `urls_env`).
+    pub(crate) fleet_urls: Option<Sourced<Vec<String>>>,
     pub(crate) urls_env: Sourced<String>,
     pub(crate) tokens_env: Sourced<String>,
     pub(crate) on_empty: Sourced<EmptyFleet>,
@@ -327,6 +330,15 @@ impl Settings {
             "CANARY_TENANT_TOKENS".to_string(),
             var_name("tenant token variable"),
         )?;
+        // URLs may be written in the file; tokens never are. A URL list
+        // given through the environment (flag or variable) wins.
+        let fleet_urls = match (&file.fleet.urls, urls_env.source.clone()) {
+            (Some(urls), Source::Default | Source::File(_)) => Some(Sourced {
+                value: urls.clone(),
+                source: r.file("fleet.urls"),
+            }),
+            _ => None,
+        };
         let on_empty = r.pick(
             args.on_empty_fleet.clone(),
             ("on_empty_fleet", "on-empty-fleet", "CANARY_ON_EMPTY_FLEET"),
@@ -526,6 +538,7 @@ impl Settings {
         )?;
         Ok(Self {
             config_file,
+            fleet_urls,
             images,
             staging,
             promoted,

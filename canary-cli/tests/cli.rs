@@ -101,6 +101,8 @@ fn bad_input_is_refused_before_any_request() {
         Case { name: "smoke token env unset", args: &["smoke", "--tenant", "https://t.example", "--token-env", "NOPE_TOKEN"], env: &[], files: &[], message: "--token-env NOPE_TOKEN names a variable that is unset or empty" },
         Case { name: "missing ca file", args: &["verify", "--sha", SHA, "--ca-file", "ca.pem"], env: &[], files: &[], message: "CA file `ca.pem` (flag --ca-file) does not exist" },
         Case { name: "postmortem not a report", args: &["postmortem", "--report", "r.json"], env: &[], files: &[("r.json", "{\"hello\": 1}")], message: "is not a canary JSON report" },
+        Case { name: "config fleet url not https", args: &["verify", "--sha", SHA], env: &[], files: &[("canary.toml", "[fleet]\nurls = [\"http://tenant.example.com\"]\n")], message: "fleet.urls" },
+        Case { name: "smoke suite needs sha", args: &["smoke", "--suite-file", "s.toml"], env: &[], files: &[("s.toml", "[[check]]\nname = \"v\"\nmethod = \"GET\"\npath = \"/v/{{sha}}\"\nexpect.status = 200\n")], message: "--sha is missing and the suite uses {{sha}}" },
         Case { name: "urls_env not a name", args: &["verify", "--sha", SHA, "--urls-env", "https://x"], env: &[], files: &[], message: "is not an environment variable name" },
     ];
     let mut tried = 0;

@@ -27,6 +27,20 @@ pub fn fleet_from_env(
     tenants(&urls, &tokens, urls_var, tokens_var).map(StaticFleet::new)
 }
 
+/// Builds the fleet from URLs listed in a config file (`urls_origin` names
+/// them in errors, e.g. `canary.toml: fleet.urls`) and the tokens in
+/// `tokens_var`: URLs are not secret and may live in the file, tokens never
+/// do. The same rules and errors as [`fleet_from_env`].
+pub fn fleet_from_config(
+    urls: &[String],
+    urls_origin: &str,
+    tokens_var: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<StaticFleet, UsageError> {
+    let tokens = env(tokens_var).unwrap_or_default();
+    tenants(&urls.join(","), &tokens, urls_origin, tokens_var).map(StaticFleet::new)
+}
+
 /// The tenants of two parallel lists (URLs, tokens) separated by commas,
 /// spaces or newlines; the same position is the same tenant.
 ///
