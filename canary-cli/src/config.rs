@@ -538,10 +538,10 @@ impl Settings {
         )?;
         Ok(Self {
             config_file,
-            fleet_urls,
             images,
             staging,
             promoted,
+            fleet_urls,
             urls_env,
             tokens_env,
             on_empty,
