@@ -200,13 +200,10 @@ async fn execute(cli: Cli, sub: &ArgMatches, github: Option<&Github>) -> Result<
             Ok(emit(&report, &output, github))
         }
         Cmd::Status { max_scan, json } => {
-            if settings.images.value.is_empty() {
-                // Reuse the release check for its message.
-                settings.release("0000000")?;
-            }
+            let images = settings.images()?;
             let fleet = env_fleet(&settings)?;
             let registry = build_registry(&settings)?;
-            for image in &settings.images.value {
+            for image in images {
                 registry.check_image(image)?;
             }
             let suite = build_suite(&settings)?;

@@ -555,9 +555,8 @@ impl Settings {
         })
     }
 
-    /// The release for `sha`; needs at least one image.
-    pub(crate) fn release(&self, sha: &str) -> Result<Release, UsageError> {
-        let sha = GitSha::parse(sha.trim())?;
+    /// The release's images; at least one.
+    pub(crate) fn images(&self) -> Result<&[ImageRef], UsageError> {
         if self.images.value.is_empty() {
             return Err(UsageError::new(
                 "release images",
@@ -565,9 +564,15 @@ impl Settings {
                 "list them in canary.toml `[release] images = [\"ghcr.io/org/app\"]`, or pass --image REPO (CANARY_IMAGES)",
             ));
         }
+        Ok(&self.images.value)
+    }
+
+    /// The release for `sha`.
+    pub(crate) fn release(&self, sha: &str) -> Result<Release, UsageError> {
+        let sha = GitSha::parse(sha.trim())?;
         Release::new(
             sha,
-            self.images.value.clone(),
+            self.images()?.to_vec(),
             self.staging.value.clone(),
             self.promoted.value.clone(),
         )

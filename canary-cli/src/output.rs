@@ -47,27 +47,19 @@ fn digest(d: Option<&canary_core::Digest>) -> String {
 }
 
 fn image_line(i: &ImageReport, promoted: &str) -> String {
-    let what = match i.status {
-        ImageStatus::Unchanged => "unchanged",
-        ImageStatus::WouldMove => "would move",
-        ImageStatus::Moved => "moved, verified",
-        ImageStatus::Restored => "restored, verified",
-        ImageStatus::Mixed => "MIXED",
+    let (what, to) = match i.status {
+        ImageStatus::Unchanged => ("unchanged", i.after.as_ref()),
+        ImageStatus::WouldMove => ("would move", i.staging_digest.as_ref()),
+        ImageStatus::Moved => ("moved, verified", i.after.as_ref()),
+        ImageStatus::Restored => ("restored, verified", i.after.as_ref()),
+        ImageStatus::Mixed => ("MIXED", i.after.as_ref()),
     };
     let mut line = format!(
         "  {}:{promoted}  {} -> {}  ({what})",
         i.image,
         digest(i.before.as_ref()),
-        digest(i.after.as_ref())
+        digest(to)
     );
-    if matches!(i.status, ImageStatus::WouldMove) {
-        line = format!(
-            "  {}:{promoted}  {} -> {}  (would move)",
-            i.image,
-            digest(i.before.as_ref()),
-            digest(i.staging_digest.as_ref())
-        );
-    }
     if let Some(e) = &i.error {
         let _ = write!(line, "\n      {e}");
     }
