@@ -17,7 +17,7 @@
 //!
 //! Modes: `seq` runs tenant after tenant (the seed's script);
 //! `c=K` runs through `canary_core::Promoter::smoke` with concurrency K
-//! (32 is the default policy).
+//! (256 is the default policy; 32 was the first default).
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a report is this program's output
 #![allow(clippy::cast_precision_loss)]
 
