@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod fake_registry;
+pub mod fault_proxy;
 pub mod oci;
 pub mod real_registry;
 pub mod tenant;
