@@ -217,3 +217,83 @@ pub async fn run(mut cmd: Command) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Starts `n` healthy reference tenants that report `version` (a fleet of
+/// its own, e.g. one per release when two runs race).
+pub async fn start_tenants(n: usize, version: &str) -> Vec<TenantServer> {
+    let mut servers = Vec::with_capacity(n);
+    for _ in 0..n {
+        servers.push(
+            TenantServer::start(TenantOptions {
+                token: TENANT_TOKEN.to_string(),
+                version: version.to_string(),
+                fault: TenantFault::None,
+            })
+            .await,
+        );
+    }
+    servers
+}
+
+/// Points `cmd` at `tenants` (`CANARY_TENANT_URLS` and `CANARY_TENANT_TOKENS`).
+pub fn use_fleet(cmd: &mut Command, tenants: &[TenantServer]) {
+    let urls: Vec<String> = tenants.iter().map(TenantServer::url).collect();
+    cmd.env("CANARY_TENANT_URLS", urls.join(" ")).env(
+        "CANARY_TENANT_TOKENS",
+        vec![TENANT_TOKEN; tenants.len()].join(","),
+    );
+}
+
+/// A `CANARY_IMAGES` value naming `repos` on `host` (a registry, or a fault
+/// proxy in front of one).
+pub fn images_on<S: AsRef<str>>(host: &str, repos: &[S]) -> String {
+    repos
+        .iter()
+        .map(|r| format!("{host}/{}", r.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The OCI layouts of release `sha` for `repos`, built the way
+/// [`World::start`] builds them: the first image single-arch, the others
+/// two-arch indexes, salted with the repository and the sha.
+pub fn release_layouts<S: AsRef<str>>(repos: &[S], sha: &str) -> Vec<oci::Layout> {
+    repos
+        .iter()
+        .enumerate()
+        .map(|(i, repo)| {
+            let salt = format!("{}-{sha}", repo.as_ref());
+            if i == 0 {
+                Fixture::single(&salt).build()
+            } else {
+                Fixture::index(&salt).build()
+            }
+        })
+        .collect()
+}
+
+impl World {
+    /// Pushes `staging-<sha>` of every image of the release (a third
+    /// release, say), built like the ones [`World::start`] pushes.
+    pub fn push_release(&self, sha: &str) {
+        for (layout, repo) in release_layouts(&REPOS, sha).iter().zip(REPOS) {
+            layout.push(&self.registry, repo, &format!("staging-{sha}"));
+        }
+    }
+
+    /// Moves every image's `latest` to `staging-<sha>` with skopeo (test
+    /// setup, independent of canary).
+    pub fn set_latest(&self, sha: &str) {
+        for repo in REPOS {
+            oci::skopeo_copy_tag(&self.registry, repo, &format!("staging-{sha}"), "latest");
+        }
+    }
+
+    /// [`World::canary`] with the images named on `host` instead of the
+    /// registry: a fault proxy in front of it.
+    pub fn canary_via(&self, host: &str) -> Command {
+        let mut cmd = self.canary();
+        cmd.env("CANARY_IMAGES", images_on(host, &REPOS));
+        cmd
+    }
+}
