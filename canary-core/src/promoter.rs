@@ -772,32 +772,29 @@ impl Promoter {
             }
             let image = run.report.images[i].image.clone();
             let before = run.report.images[i].before.clone();
-            let result = match &before {
-                Some(d) => self
+            // Read first: a write that never landed (a refused PUT) needs no
+            // undo, and an undo the registry would refuse just the same must
+            // not turn "nothing moved" into "inconsistent".
+            let result = match (self.read_back(&image, &promoted).await, &before) {
+                (Ok(now), _) if now == before => Ok((now, false)),
+                (_, Some(d)) => self
                     .retag(&image, &Reference::Digest(d.clone()), Some(d), &promoted)
                     .await
-                    .map(Some),
-                None => {
-                    // Nothing to go back to: fine only if nothing was written.
-                    match self
-                        .registry
-                        .head_manifest(&image, &Reference::Tag(promoted.clone()))
-                        .await
-                    {
-                        Ok(None) => Ok(None),
-                        Ok(Some(d)) => Err(Error::new(
-                            ErrorKind::Other,
-                            format!("{image}:{promoted} did not exist before and now points to {d}; canary does not delete tags"),
-                        )),
-                        Err(e) => Err(e),
-                    }
-                }
+                    .map(|d| (Some(d), true)),
+                (Ok(Some(now)), None) => Err(Error::new(
+                    ErrorKind::Other,
+                    format!(
+                        "{image}:{promoted} did not exist before and now points to {now}; canary does not delete tags"
+                    ),
+                )),
+                (Ok(None), None) => Ok((None, false)),
+                (Err(e), None) => Err(e),
             };
             let entry = &mut run.report.images[i];
             match result {
-                Ok(after) => {
+                Ok((after, rewritten)) => {
                     entry.after = after;
-                    entry.status = if entry.status == ImageStatus::Moved || entry.after.is_some() {
+                    entry.status = if rewritten {
                         ImageStatus::Restored
                     } else {
                         ImageStatus::Unchanged
@@ -842,6 +839,18 @@ impl Promoter {
             }
         }
         run.report.reason = format!("{}; {}", run.report.reason, failures.join("; "));
+        if run.report.images.iter().all(|i| {
+            i.after == i.before
+                && i.error
+                    .as_deref()
+                    .is_none_or(|e| !e.starts_with("state unknown"))
+        }) {
+            // Every image reads back where it was: nothing is mixed.
+            run.report
+                .reason
+                .push_str("; every image reads back on its previous digest");
+            return Event::RestoreVerified;
+        }
         Event::RestoreFailed
     }
 }

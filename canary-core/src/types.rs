@@ -161,7 +161,9 @@ fn validate_host(host: &str) -> Result<(), String> {
         None => (host, None),
     };
     if let Some(port) = port {
-        if port.parse::<u16>().map_or(true, |p| p == 0) {
+        // `u16::from_str` also takes a leading `+`, which is no URL port.
+        if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().map_or(true, |p| p == 0)
+        {
             return Err(format!("has an invalid port `{port}`"));
         }
     }
@@ -835,6 +837,18 @@ mod tests {
             let e = ImageRef::parse(bad).unwrap_err();
             assert!(e.to_string().contains(&format!("`{bad}`")), "{e}");
         }
+    }
+
+    /// Found by `cargo fuzz run image_ref`: `u16::from_str` accepts `+5000`,
+    /// so `127.0.0.1:+5000/x` passed validation although it names no URL.
+    #[test]
+    fn image_ref_port_is_digits_only() {
+        for bad in ["127.0.0.1:+5000/acme/tenant", "ghcr.io:+1/x", "ghcr.io:/x"] {
+            let e = ImageRef::parse(bad).unwrap_err();
+            assert!(e.problem().contains("invalid port"), "{bad}: {e}");
+        }
+        let r = ImageRef::parse("127.0.0.1:05000/acme/tenant").unwrap();
+        assert_eq!(r.registry(), "127.0.0.1:05000");
     }
 
     #[test]

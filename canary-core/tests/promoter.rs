@@ -255,14 +255,30 @@ fn compensation_restores_earlier_images() {
         assert_eq!(report.images[i].after, staging(&r, i, OLD_SHA));
     }
     assert_eq!(report.images[0].status, ImageStatus::Restored);
-    assert_eq!(report.images[1].status, ImageStatus::Restored);
+    // Image 1's write was refused, so there was nothing to undo.
+    assert_eq!(report.images[1].status, ImageStatus::Unchanged);
     assert_eq!(report.images[2].status, ImageStatus::Unchanged);
+    assert_eq!(r.count(Op::Put), 3, "one move, one refused move, one undo");
     assert!(report.reason.contains("image1"), "{}", report.reason);
     assert!(
         report.reason.contains("put back and verified"),
         "{}",
         report.reason
     );
+}
+
+#[test]
+fn a_refused_first_write_is_failed_not_inconsistent() {
+    let r = seeded(2);
+    r.fail_nth(Op::Put, 1, ErrorKind::Denied, FaultTiming::Before);
+    r.fail_nth(Op::Put, 2, ErrorKind::Denied, FaultTiming::Before);
+    let report = verify(&promoter(&r, fleet(1), ScriptedSuite::new()), 2);
+    assert_eq!(report.outcome, Outcome::Failed, "{}", report.reason);
+    assert_eq!(r.count(Op::Put), 1, "no undo of a write that never landed");
+    for i in 0..2 {
+        assert_eq!(latest(&r, i), staging(&r, i, OLD_SHA));
+        assert_eq!(report.images[i].status, ImageStatus::Unchanged);
+    }
 }
 
 #[test]
