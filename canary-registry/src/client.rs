@@ -819,19 +819,30 @@ impl OciRegistry {
             .expect("validated path")
     }
 
-    async fn get_inner(&self, image: &ImageRef, reference: &Reference) -> Result<Manifest, Error> {
-        let host = self.host(image.registry());
-        let base = self.base(&host).await?;
+    /// A GET or HEAD of a manifest, accepting every manifest type.
+    fn manifest_read<'a>(
+        call: Call,
+        method: Method,
+        base: &Url,
+        image: &'a ImageRef,
+        reference: &Reference,
+    ) -> Request<'a> {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(manifest::ACCEPT));
-        let req = Request {
-            call: Call::GetManifest,
-            method: Method::GET,
-            url: Self::manifest_url(&base, image, &reference.to_string()),
+        Request {
+            call,
+            method,
+            url: Self::manifest_url(base, image, &reference.to_string()),
             headers,
             body: None,
             repository: Some(image.path()),
-        };
+        }
+    }
+
+    async fn get_inner(&self, image: &ImageRef, reference: &Reference) -> Result<Manifest, Error> {
+        let host = self.host(image.registry());
+        let base = self.base(&host).await?;
+        let req = Self::manifest_read(Call::GetManifest, Method::GET, &base, image, reference);
         let reply = self.api(&host, req_clone(&req)).await?;
         if !reply.success() {
             return Err(self.fail(&host, &req, &reply));
@@ -886,16 +897,7 @@ impl OciRegistry {
     ) -> Result<Option<Digest>, Error> {
         let host = self.host(image.registry());
         let base = self.base(&host).await?;
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static(manifest::ACCEPT));
-        let req = Request {
-            call: Call::HeadManifest,
-            method: Method::HEAD,
-            url: Self::manifest_url(&base, image, &reference.to_string()),
-            headers,
-            body: None,
-            repository: Some(image.path()),
-        };
+        let req = Self::manifest_read(Call::HeadManifest, Method::HEAD, &base, image, reference);
         let reply = self.api(&host, req_clone(&req)).await?;
         if reply.status == 404 {
             return Ok(None);
