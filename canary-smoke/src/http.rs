@@ -418,10 +418,24 @@ impl Inner {
             Ok(Err(e)) => return Attempt::NoAnswer(describe_transport(&e, timeout)),
             Ok(Ok(answer)) => answer,
         };
-        self.judge(check, status, &body, over, vars)
+        Self::judge(
+            check,
+            status,
+            &body,
+            over,
+            self.options.max_body_bytes,
+            vars,
+        )
     }
 
-    fn judge(&self, check: &Check, status: u16, body: &[u8], over: bool, vars: &Vars) -> Attempt {
+    fn judge(
+        check: &Check,
+        status: u16,
+        body: &[u8],
+        over: bool,
+        max_body_bytes: usize,
+        vars: &Vars,
+    ) -> Attempt {
         if !check.expect.status.iter().any(|s| s.matches(status)) {
             // A wrong status says it all; what the body lacks is noise.
             return Attempt::Failed(format!("status {status}, body: {}", snippet(body, over)));
@@ -432,8 +446,7 @@ impl Inner {
         if wants_json {
             if over {
                 problems.push(format!(
-                    "body is larger than the limit of {} bytes",
-                    self.options.max_body_bytes
+                    "body is larger than the limit of {max_body_bytes} bytes"
                 ));
             } else {
                 match serde_json::from_slice::<Value>(body) {
@@ -459,8 +472,7 @@ impl Inner {
             if !text.contains(&needle) {
                 if over {
                     problems.push(format!(
-                        "body does not contain {needle:?} within the first {} bytes",
-                        self.options.max_body_bytes
+                        "body does not contain {needle:?} within the first {max_body_bytes} bytes"
                     ));
                 } else {
                     problems.push(format!("body does not contain {needle:?}"));
@@ -735,6 +747,22 @@ impl SmokeSuite for HttpSuite {
 
     async fn probe(&self, tenant: &Tenant) -> Result<String, Error> {
         self.inner.probe(tenant).await
+    }
+}
+
+/// How an answer is judged, without a client (for the fuzz targets): the
+/// captured values when every expectation holds, else the failure message.
+pub(crate) fn judge_answer(
+    check: &Check,
+    status: u16,
+    body: &[u8],
+    over: bool,
+    max_body_bytes: usize,
+    vars: &Vars,
+) -> Result<Vec<(String, Value)>, String> {
+    match Inner::judge(check, status, body, over, max_body_bytes, vars) {
+        Attempt::Passed(captures) => Ok(captures),
+        Attempt::Failed(problems) | Attempt::NoAnswer(problems) => Err(problems),
     }
 }
 
