@@ -66,7 +66,9 @@ pub struct Policy {
     pub on_empty_fleet: EmptyFleet,
     /// How many tenants are checked (or probed) at once.
     pub concurrency: usize,
-    /// How to wait for rollout.
+    /// How to wait for rollout. The library default is
+    /// [`Rollout::Immediate`]; the `canary` CLI defaults to a probe every
+    /// 10 s for up to 15 min.
     pub rollout: Rollout,
 }
 
@@ -772,11 +774,18 @@ impl Promoter {
             }
             let image = run.report.images[i].image.clone();
             let before = run.report.images[i].before.clone();
+            let ours = run.report.images[i].staging_digest.clone();
             // Read first: a write that never landed (a refused PUT) needs no
-            // undo, and an undo the registry would refuse just the same must
-            // not turn "nothing moved" into "inconsistent".
+            // undo, and a tag another writer moved since the precheck is
+            // theirs, not ours to put back.
             let result = match (self.read_back(&image, &promoted).await, &before) {
                 (Ok(now), _) if now == before => Ok((now, false)),
+                (Ok(Some(now)), _) if Some(&now) != ours.as_ref() => {
+                    run.report.images[i].error = Some(format!(
+                        "{image}:{promoted} was moved to {now} by another writer; left as it is"
+                    ));
+                    Ok((Some(now), false))
+                }
                 (_, Some(d)) => self
                     .retag(&image, &Reference::Digest(d.clone()), Some(d), &promoted)
                     .await
@@ -942,7 +951,7 @@ fn finish(report: &mut PromotionReport, state: State, release: &Release) {
             "{promoted} of {images} images moved back to {} and verified",
             release.staging_tag()
         ),
-        State::Skipped if report.dry_run => {
+        State::Skipped if report.dry_run && !report.tenants.is_empty() => {
             for image in &mut report.images {
                 if image.before != image.staging_digest {
                     image.status = ImageStatus::WouldMove;

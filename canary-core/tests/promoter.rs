@@ -704,3 +704,60 @@ fn a_writer_that_never_stops_ends_in_restore_not_a_silent_mix() {
         );
     }
 }
+
+/// Another writer moves image 0's `latest` between our precheck and our
+/// move, and our first write is refused.
+struct MovedThenRefused {
+    inner: MemoryRegistry,
+    foreign: Manifest,
+}
+
+#[async_trait::async_trait]
+impl Registry for MovedThenRefused {
+    async fn get_manifest(&self, img: &ImageRef, reference: &Reference) -> Result<Manifest, Error> {
+        self.inner.get_manifest(img, reference).await
+    }
+    async fn head_manifest(
+        &self,
+        img: &ImageRef,
+        reference: &Reference,
+    ) -> Result<Option<Digest>, Error> {
+        self.inner.head_manifest(img, reference).await
+    }
+    async fn put_manifest(&self, _: &ImageRef, _: &Tag, _: &Manifest) -> Result<Digest, Error> {
+        self.inner
+            .push(&image(0), &tag("latest"), self.foreign.clone());
+        Err(Error::new(ErrorKind::Denied, "denied: no push rights"))
+    }
+    async fn list_tags(&self, img: &ImageRef) -> Result<Vec<Tag>, Error> {
+        self.inner.list_tags(img).await
+    }
+}
+
+#[test]
+fn a_failed_move_never_undoes_another_writers_tag() {
+    let r = seeded(2);
+    let foreign = manifest("{\"someone\":\"else\"}");
+    let registry = MovedThenRefused {
+        inner: r.clone(),
+        foreign: foreign.clone(),
+    };
+    let p = Promoter::new(
+        Arc::new(registry),
+        Arc::new(fleet(1)),
+        Arc::new(ScriptedSuite::new()),
+        Arc::new(ManualClock::new(0)),
+    );
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
+    assert_eq!(report.outcome, Outcome::Failed, "{}", report.reason);
+    assert_eq!(
+        latest(&r, 0).as_ref(),
+        Some(foreign.digest()),
+        "the other writer's tag stays"
+    );
+    assert_eq!(report.images[0].after.as_ref(), Some(foreign.digest()));
+    assert!(report.images[0]
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("another writer")));
+}
