@@ -207,6 +207,26 @@ fn redact(text: &str, token: &str) -> String {
     }
 }
 
+/// The body with every occurrence of the token replaced by `***`.
+fn scrub(body: Vec<u8>, token: &str) -> Vec<u8> {
+    let needle = token.as_bytes();
+    if needle.is_empty() || !body.windows(needle.len()).any(|w| w == needle) {
+        return body;
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i..].starts_with(needle) {
+            out.extend_from_slice(b"***");
+            i += needle.len();
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// A body for a failure message: control characters blanked, truncated.
 fn snippet(body: &[u8], truncated_at_limit: bool) -> String {
     let text = String::from_utf8_lossy(body);
@@ -254,12 +274,15 @@ fn describe_transport(e: &reqwest::Error, timeout: Duration) -> String {
 }
 
 /// Numbers compare by value (`1` equals `1.0`); everything else exactly.
+/// Two integers compare exactly: as `f64`, integers above 2^53 that differ
+/// would be equal.
 fn json_eq(left: &Value, right: &Value) -> bool {
     match (left, right) {
         (Value::Number(l), Value::Number(r)) => {
             l == r
-                || matches!((l.as_f64(), r.as_f64()), (Some(lf), Some(rf))
-                    if (lf - rf).abs() <= f64::EPSILON * lf.abs().max(1.0))
+                || ((l.is_f64() || r.is_f64())
+                    && matches!((l.as_f64(), r.as_f64()), (Some(lf), Some(rf))
+                        if (lf - rf).abs() <= f64::EPSILON * lf.abs().max(1.0)))
         }
         (Value::Array(l), Value::Array(r)) => {
             l.len() == r.len() && l.iter().zip(r).all(|(x, y)| json_eq(x, y))
@@ -418,6 +441,9 @@ impl Inner {
             Ok(Err(e)) => return Attempt::NoAnswer(describe_transport(&e, timeout)),
             Ok(Ok(answer)) => answer,
         };
+        // Redact before anything is cut or quoted, so no prefix of an echoed
+        // token survives a truncated snippet.
+        let body = scrub(body, tenant.token().expose());
         Self::judge(
             check,
             status,
@@ -654,6 +680,7 @@ impl Inner {
             }
             Ok(Ok(a)) => a,
         };
+        let body = scrub(body, token);
         if !(200..300).contains(&status) {
             let kind = match status {
                 401 | 403 => ErrorKind::Unauthorized,
@@ -685,6 +712,24 @@ impl Inner {
             )
         })?;
         match self.probe_path.query(&json).all().first() {
+            // A version is shown in logs and step summaries: refuse control
+            // characters (a newline could start a workflow command) and
+            // anything longer than a version plausibly is.
+            Some(Value::String(s)) if s.len() > 200 || s.chars().any(char::is_control) => {
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "{what}: {} is not a plain version string ({} bytes{})",
+                        self.options.probe.json_path,
+                        s.len(),
+                        if s.chars().any(char::is_control) {
+                            ", control characters"
+                        } else {
+                            ""
+                        }
+                    ),
+                ))
+            }
             Some(Value::String(s)) => Ok(s.clone()),
             Some(Value::Number(n)) => Ok(n.to_string()),
             Some(other) => Err(Error::new(
@@ -792,6 +837,12 @@ mod tests {
         assert_eq!(snippet(b"", false), "(empty)");
         assert_eq!(redact("Bearer s3cret!", "s3cret"), "Bearer ***!");
         assert_eq!(redact("x", ""), "x");
+        // An echoed token straddling the snippet's cut must not leave a prefix.
+        let token = "tok-0123456789";
+        let body = format!("{}{token}", "y".repeat(BODY_SNIPPET_CHARS - 4)).into_bytes();
+        let s = snippet(&scrub(body, token), false);
+        assert!(!s.contains("tok-"), "{s}");
+        assert_eq!(scrub(b"a tok b tok".to_vec(), "tok"), b"a *** b ***");
     }
 
     #[test]
@@ -803,5 +854,27 @@ mod tests {
         assert!(json_contains(&json!([1, 2]), &json!(2)));
         assert!(json_contains(&json!({"k": 1}), &json!("k")));
         assert!(!json_contains(&json!(5), &json!(5)));
+    }
+
+    /// Found by `cargo fuzz run json_expect`: an `equals` integer a few
+    /// units away from the body's 7290609220566515194 passed, as both round
+    /// to the same `f64`.
+    #[test]
+    fn big_integers_compare_exactly() {
+        assert!(!json_eq(
+            &json!(7_290_609_220_566_515_194_i64),
+            &json!(7_290_609_220_566_515_195_i64)
+        ));
+        assert!(!json_eq(
+            &json!(9_007_199_254_740_993_u64),
+            &json!(9_007_199_254_740_992_u64)
+        ));
+        assert!(!json_eq(
+            &json!(-9_007_199_254_740_993_i64),
+            &json!(-9_007_199_254_740_992_i64)
+        ));
+        assert!(json_eq(&json!(u64::MAX), &json!(u64::MAX)));
+        assert!(json_eq(&json!(3), &json!(3.0)));
+        assert!(json_eq(&json!(-3.0), &json!(-3)));
     }
 }
