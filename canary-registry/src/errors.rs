@@ -149,10 +149,16 @@ pub(crate) fn parse_error(f: &Failure<'_>) -> Error {
             .errors
             .iter()
             .map(|e| {
-                let msg = scrub(&e.message, f.secrets);
-                match (e.code.is_empty(), msg.is_empty()) {
-                    (false, false) => format!("{}: {msg}", e.code),
-                    (false, true) => e.code.clone(),
+                // One line: a registry's text must not start a workflow
+                // command in a CI log.
+                let msg: String = scrub(&e.message, f.secrets)
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                let code: String = e.code.chars().filter(|c| !c.is_control()).collect();
+                match (code.is_empty(), msg.is_empty()) {
+                    (false, false) => format!("{code}: {msg}"),
+                    (false, true) => code,
                     _ => msg,
                 }
             })
@@ -212,8 +218,13 @@ pub(crate) fn parse_error(f: &Failure<'_>) -> Error {
 
 /// A short excerpt of a JSON body that is not the error format.
 fn excerpt(body: &[u8], secrets: &[String]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
-    scrub(text.trim(), secrets)
+    // Scrub the whole text before cutting, so no prefix of a secret that
+    // straddles the cut survives; blank control characters (one line).
+    let text = scrub(String::from_utf8_lossy(body).trim(), secrets);
+    text.chars()
+        .take(300)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 pub(crate) fn is_expired_token_text(text: &str) -> bool {
