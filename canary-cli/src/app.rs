@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use canary_core::promoter::{EmptyFleet, Policy, VerifyOptions};
 use canary_core::{
-    Command, MemoryRegistry, Promoter, PromotionReport, Registry, Release, Secret, SmokeSuite,
-    StaticFleet, Tenant, TenantFleet, UsageError,
+    Command, MemoryRegistry, Promoter, PromotionReport, Registry, Release, SmokeSuite, StaticFleet,
+    TenantFleet, UsageError,
 };
 use canary_registry::{Credentials, OciRegistry, RegistryOptions};
 use canary_smoke::{HttpOptions, HttpSuite, ProbeConfig, Suite, SystemClock};
@@ -28,7 +28,9 @@ pub(crate) async fn run(cli: Cli, matches: &ArgMatches) -> i32 {
     let sub = matches.subcommand().map_or(matches, |(_, m)| m);
     // In Actions mode, masks every secret in the environment before anything
     // is printed.
-    let github = Github::detect(cli.settings.github, &env);
+    let json = matches!(&cli.command, Cmd::Verify { output, .. } | Cmd::Promote { output, .. } | Cmd::Rollback { output, .. } | Cmd::Smoke { output, .. } if output.json)
+        || matches!(&cli.command, Cmd::Status { json: true, .. });
+    let github = Github::detect(cli.settings.github, json, &env);
     let command = command_of(&cli.command);
     match execute(cli, sub, github.as_ref()).await {
         Ok(code) => code,
@@ -327,9 +329,10 @@ fn single_tenant(
             ))
         }
     };
-    // Validate the URL with the fleet rules (HTTPS unless loopback).
-    canary_smoke::fleet_from_lists(url, "placeholder")?;
-    Ok(StaticFleet::new(vec![Tenant::new(url, Secret::new(token))]))
+    // The fleet rules (HTTPS unless loopback, a token a header can carry)
+    // for this one tenant.
+    let tenants = canary_smoke::fleet_from_lists(url, &token)?;
+    Ok(StaticFleet::new(tenants))
 }
 
 fn build_suite(settings: &Settings) -> Result<HttpSuite, UsageError> {
@@ -393,6 +396,8 @@ fn emit(report: &PromotionReport, output: &OutputArgs, github: Option<&Github>) 
     }
     if output.json {
         println!("{json}");
+    } else if let Some(gh) = github {
+        gh.untrusted(&output::summary(report, false));
     } else {
         print!("{}", output::summary(report, output::color_enabled()));
     }

@@ -93,7 +93,8 @@ pub(crate) struct SettingsArgs {
     )]
     pub(crate) on_empty_fleet: Option<String>,
 
-    /// Built-in smoke suite [file: suite.builtin] [default: workspace-server]
+    /// Built-in smoke suite, or a suite file (a path ending in .toml)
+    /// [file: suite.builtin] [default: workspace-server]
     #[arg(
         long,
         global = true,

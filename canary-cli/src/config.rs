@@ -356,6 +356,21 @@ impl Settings {
             },
         )?;
         let suite = match (&args.suite, &args.suite_file) {
+            // `--suite` takes a built-in name or, as DESIGN.md writes it, a file.
+            (Some(name), _)
+                if !canary_smoke::BUILTIN_SUITES.contains(&name.as_str())
+                    && (Path::new(name)
+                        .extension()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+                        || name.contains(std::path::MAIN_SEPARATOR)) =>
+            {
+                Sourced {
+                    value: SuiteChoice::File(PathBuf::from(name)),
+                    source: r
+                        .cli_source("suite", "suite", "CANARY_SUITE")
+                        .unwrap_or(Source::Flag("suite")),
+                }
+            }
             (Some(name), _) => Sourced {
                 value: SuiteChoice::Builtin(name.clone()),
                 source: r

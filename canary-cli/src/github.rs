@@ -1,7 +1,7 @@
 //! GitHub Actions mode, through `canary-gha`: masks first, then per-tenant
 //! groups, annotations, outputs and the step summary.
 
-use std::io::Stdout;
+use std::io::Write;
 use std::sync::Mutex;
 
 use canary_core::{PromotionReport, Secret, Tenant};
@@ -19,14 +19,19 @@ const SECRET_VARS: [&str; 4] = [
 /// GitHub Actions mode: on with `--github` or `GITHUB_ACTIONS=true`.
 pub(crate) struct Github {
     env: GithubEnv,
-    commands: Mutex<Commands<Stdout>>,
+    commands: Mutex<Commands<Box<dyn Write + Send>>>,
 }
 
 impl Github {
     /// Detects Actions mode and masks every secret the environment holds
     /// (each token of a token list separately) before anything else is
-    /// printed.
-    pub(crate) fn detect(forced: bool, env: &dyn Fn(&str) -> Option<String>) -> Option<Self> {
+    /// printed. Workflow commands go to stdout, or to stderr when stdout
+    /// carries `--json` (the runner reads commands from both).
+    pub(crate) fn detect(
+        forced: bool,
+        to_stderr: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Self> {
         let gh = GithubEnv::from_env(env);
         if !(forced || gh.is_actions()) {
             return None;
@@ -37,14 +42,19 @@ impl Github {
                 secrets.extend(split_secrets(&value));
             }
         }
-        let commands = Commands::new(std::io::stdout(), secrets.iter()).ok()?;
+        let out: Box<dyn Write + Send> = if to_stderr {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        let commands = Commands::new(out, secrets.iter()).ok()?;
         Some(Self {
             env: gh,
             commands: Mutex::new(commands),
         })
     }
 
-    fn commands(&self) -> std::sync::MutexGuard<'_, Commands<Stdout>> {
+    fn commands(&self) -> std::sync::MutexGuard<'_, Commands<Box<dyn Write + Send>>> {
         self.commands
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -67,6 +77,15 @@ impl Github {
         for t in tenants {
             let _ = c.add_mask(t.token());
         }
+        let _ = c.flush();
+    }
+
+    /// Prints text that quotes tenants and registries (the human summary)
+    /// between `::stop-commands::` markers, so nothing in it can act as a
+    /// workflow command.
+    pub(crate) fn untrusted(&self, text: &str) {
+        let mut c = self.commands();
+        let _ = c.untrusted(text.trim_end());
         let _ = c.flush();
     }
 

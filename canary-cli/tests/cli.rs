@@ -94,6 +94,7 @@ fn bad_input_is_refused_before_any_request() {
         Case { name: "promote without no-verify", args: &["promote", "--sha", SHA, "--reason", "x"], env: &[], files: &[], message: "--no-verify" },
         Case { name: "promote without reason", args: &["promote", "--sha", SHA, "--no-verify"], env: &[], files: &[], message: "--reason is missing" },
         Case { name: "unknown builtin suite", args: &["smoke", "--suite", "nope"], env: &[], files: &[], message: "nope" },
+        Case { name: "missing suite file via --suite", args: &["smoke", "--suite", "missing.toml"], env: &[], files: &[], message: "missing.toml" },
         Case { name: "missing suite file", args: &["smoke", "--suite-file", "missing.toml"], env: &[], files: &[], message: "missing.toml" },
         Case { name: "bad suite file", args: &["smoke", "--suite-file", "s.toml"], env: &[], files: &[("s.toml", "[[check]]\nname = \"x\"\nmethod = \"GET\"\npath = \"/\"\nexpect.status = \"7xx\"\n")], message: "s.toml" },
         Case { name: "report dir missing", args: &["verify", "--sha", SHA, "--report", "no/such/dir/r.json"], env: &[], files: &[], message: "--report `no/such/dir/r.json` is in a directory that does not exist" },

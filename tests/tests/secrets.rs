@@ -121,7 +121,11 @@ async fn no_secret_reaches_any_output() {
                 // secret is printed, by design: the runner consumes them.
                 let visible: String = text
                     .lines()
-                    .filter(|l| !(actions && *label == "stdout" && l.starts_with("::add-mask::")))
+                    .filter(|l| {
+                        !(actions
+                            && matches!(*label, "stdout" | "stderr")
+                            && l.starts_with("::add-mask::"))
+                    })
                     .collect::<Vec<_>>()
                     .join("\n");
                 for secret in secrets {
@@ -132,8 +136,14 @@ async fn no_secret_reaches_any_output() {
                     searched += 1;
                 }
             }
-            if actions && !r.stdout.is_empty() {
-                let first = r.stdout.lines().next().unwrap_or_default();
+            // Workflow commands go to stdout, or to stderr when stdout carries JSON.
+            let commands = if args.contains(&"--json") {
+                &r.stderr
+            } else {
+                &r.stdout
+            };
+            if actions && !commands.is_empty() {
+                let first = commands.lines().next().unwrap_or_default();
                 assert!(
                     first.starts_with("::add-mask::"),
                     "{name}: masks come first, got {first:?}"
