@@ -2,11 +2,14 @@
 
 /// A parsed challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Challenge {
+pub enum Challenge {
     /// `Bearer realm="…",service="…",scope="…"`: get a token from `realm`.
     Bearer {
+        /// The token endpoint.
         realm: String,
+        /// The `service` to name in the token request.
         service: Option<String>,
+        /// Every `scope` the server asked for, split at spaces.
         scope: Vec<String>,
     },
     /// `Basic realm="…"`: send username and password with every request.
@@ -47,7 +50,7 @@ pub(crate) fn parse(header: &str) -> Option<Challenge> {
 }
 
 /// `key=value` and `key="quoted, \"escaped\""` pairs separated by commas.
-fn params(input: &str) -> Vec<(String, String)> {
+pub(crate) fn params(input: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut chars = input.chars().peekable();
     loop {
@@ -69,9 +72,15 @@ fn params(input: &str) -> Vec<(String, String)> {
             break;
         }
         let mut value = String::new();
+        let mut quoted = false;
         if chars.peek() == Some(&'=') {
             chars.next();
+            // RFC 7235 allows whitespace around `=` (BWS).
+            while chars.peek().is_some_and(char::is_ascii_whitespace) {
+                chars.next();
+            }
             if chars.peek() == Some(&'"') {
+                quoted = true;
                 chars.next();
                 while let Some(c) = chars.next() {
                     match c {
@@ -96,7 +105,13 @@ fn params(input: &str) -> Vec<(String, String)> {
         }
         let key = key.trim().to_string();
         if !key.is_empty() {
-            out.push((key, value.trim().to_string()));
+            // A quoted string is the value exactly, spaces included.
+            let value = if quoted {
+                value
+            } else {
+                value.trim().to_string()
+            };
+            out.push((key, value));
         }
         if chars.peek().is_none() {
             break;
@@ -144,5 +159,32 @@ mod tests {
         );
         let c = parse(r#"Bearer realm="https://x/\"q\"",service="s""#).unwrap();
         assert!(matches!(c, Challenge::Bearer { realm, .. } if realm == r#"https://x/"q""#));
+    }
+
+    /// Found by `cargo fuzz run www_authenticate`: quoted values lost their
+    /// leading and trailing spaces, and a space after `=` (allowed by RFC
+    /// 7235) turned the quotes into part of the value.
+    #[test]
+    fn quoted_values_are_exact_and_bws_is_allowed() {
+        assert_eq!(
+            params("error=\" a \", realm = \"https://r.example/t\" ,scope=\t\"x y\""),
+            [
+                ("error".to_string(), " a ".to_string()),
+                ("realm".to_string(), "https://r.example/t".to_string()),
+                ("scope".to_string(), "x y".to_string()),
+            ]
+        );
+        assert_eq!(
+            params("error=\"\n\""),
+            [("error".to_string(), "\n".to_string())]
+        );
+        assert_eq!(
+            parse(r#"Bearer realm = "https://r.example/t", service = "s""#),
+            Some(Challenge::Bearer {
+                realm: "https://r.example/t".into(),
+                service: Some("s".into()),
+                scope: vec![],
+            })
+        );
     }
 }

@@ -18,3 +18,21 @@ pub use manifest::{
 };
 pub use options::{RecordingSleeper, RegistryOptions, RetryPolicy, Sleeper, TokioSleeper};
 pub use stats::RequestStats;
+
+/// Entry points for the fuzz targets in `fuzz/` (see `FUZZING.md`): thin
+/// wrappers around private parsers. Not part of the API; may change at any
+/// time.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::challenge::Challenge;
+
+    /// The `WWW-Authenticate` parser the client uses on a 401.
+    pub fn parse_challenge(header: &str) -> Option<Challenge> {
+        crate::challenge::parse(header)
+    }
+
+    /// The `key=value` / `key="quoted"` parameter list after the scheme.
+    pub fn challenge_params(input: &str) -> Vec<(String, String)> {
+        crate::challenge::params(input)
+    }
+}
