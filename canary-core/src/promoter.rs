@@ -739,6 +739,16 @@ impl Promoter {
             .map_err(|e| e.context(format!("verifying {image}:{to}")))
     }
 
+    /// Whether `tag` really holds `digest`: a GET whose body hashes to it. A
+    /// HEAD alone could be a registry (or proxy) announcing a wrong digest,
+    /// and compensation must not mistake that for another writer's tag.
+    async fn confirmed(&self, image: &ImageRef, tag: &Tag, digest: &Digest) -> bool {
+        self.registry
+            .get_manifest(image, &Reference::Tag(tag.clone()))
+            .await
+            .is_ok_and(|m| m.digest() == digest && digest.matches(m.bytes()))
+    }
+
     /// GET `from` (checked against `expected`), PUT under `to` with the same
     /// bytes and media type, HEAD `to` and compare: three requests.
     async fn retag(
@@ -778,9 +788,16 @@ impl Promoter {
             // Read first: a write that never landed (a refused PUT) needs no
             // undo, and a tag another writer moved since the precheck is
             // theirs, not ours to put back.
-            let result = match (self.read_back(&image, &promoted).await, &before) {
+            let now = self.read_back(&image, &promoted).await;
+            let foreign = match &now {
+                Ok(Some(d)) if Some(d) != ours.as_ref() && Some(d) != before.as_ref() => {
+                    self.confirmed(&image, &promoted, d).await
+                }
+                _ => false,
+            };
+            let result = match (now, &before) {
                 (Ok(now), _) if now == before => Ok((now, false)),
-                (Ok(Some(now)), _) if Some(&now) != ours.as_ref() => {
+                (Ok(Some(now)), _) if foreign => {
                     run.report.images[i].error = Some(format!(
                         "{image}:{promoted} was moved to {now} by another writer; left as it is"
                     ));
