@@ -75,10 +75,13 @@ fn cpu_ms() -> f64 {
 }
 
 /// The child: run the suite on the fleet from the environment, print one
-/// line `wall_ms peak_kib checks passed`.
+/// line `wall_ms peak_kib checks passed`. The lists arrive in files named
+/// by `<VAR>_FILE` (10,000 URLs exceed the kernel's limit for one
+/// environment string) and are read through the same `fleet_from_env`.
 async fn child(mode: &str) {
     let fleet = fleet_from_env("CANARY_TENANT_URLS", "CANARY_TENANT_TOKENS", |k| {
-        std::env::var(k).ok()
+        let path = std::env::var(format!("{k}_FILE")).ok()?;
+        std::fs::read_to_string(path).ok()
     })
     .expect("fleet from the environment");
     let suite = HttpSuite::new(
@@ -135,10 +138,14 @@ async fn child(mode: &str) {
 
 async fn measure(urls: &str, tokens: &str, mode: &str) -> Figures {
     let exe = std::env::current_exe().expect("own path");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (urls_file, tokens_file) = (dir.path().join("urls"), dir.path().join("tokens"));
+    std::fs::write(&urls_file, urls).expect("write urls");
+    std::fs::write(&tokens_file, tokens).expect("write tokens");
     let out = tokio::process::Command::new(exe)
         .args(["--child", mode])
-        .env("CANARY_TENANT_URLS", urls)
-        .env("CANARY_TENANT_TOKENS", tokens)
+        .env("CANARY_TENANT_URLS_FILE", &urls_file)
+        .env("CANARY_TENANT_TOKENS_FILE", &tokens_file)
         .output()
         .await
         .expect("run the child");
