@@ -780,28 +780,22 @@ impl OciRegistry {
         if !reply.success() {
             return Err(self.fail(host, &req, &reply));
         }
-        let parsed: TokenBody = serde_json::from_slice(&reply.body).map_err(|_| {
+        let garbage = |problem: &str| {
             protocol_error(
                 req.method.as_str(),
                 reply.url.as_str(),
                 reply.status,
                 &host.registry,
-                "the token endpoint did not answer token JSON",
+                problem,
             )
-        })?;
+        };
+        let parsed: TokenBody = serde_json::from_slice(&reply.body)
+            .map_err(|_| garbage("the token endpoint did not answer token JSON"))?;
         let value = parsed
             .token
             .filter(|t| !t.is_empty())
             .or(parsed.access_token.filter(|t| !t.is_empty()))
-            .ok_or_else(|| {
-                protocol_error(
-                    req.method.as_str(),
-                    reply.url.as_str(),
-                    reply.status,
-                    &host.registry,
-                    "the token endpoint answered no token",
-                )
-            })?;
+            .ok_or_else(|| garbage("the token endpoint answered no token"))?;
         lock(&host.secrets).push(value.clone());
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60));
         let margin = (lifetime / 10).min(Duration::from_secs(30));
