@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use canary::{setting, Overrides, Setting};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand};
 
 /// canary: a release gate for container images.
 ///
@@ -42,7 +44,7 @@ pub(crate) struct Cli {
 #[command(next_help_heading = "Settings")]
 pub(crate) struct SettingsArgs {
     /// Config file [default: ./canary.toml when present]
-    #[arg(long, global = true, env = "CANARY_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = setting::CONFIG.env, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
     /// An image of the release, e.g. ghcr.io/acme/platform; repeat or
@@ -50,7 +52,7 @@ pub(crate) struct SettingsArgs {
     #[arg(
         long = "image",
         global = true,
-        env = "CANARY_IMAGES",
+        env = setting::IMAGES.env,
         value_delimiter = ',',
         value_name = "REPO"
     )]
@@ -60,7 +62,7 @@ pub(crate) struct SettingsArgs {
     #[arg(
         long,
         global = true,
-        env = "CANARY_STAGING_TAG",
+        env = setting::STAGING_TAG.env,
         value_name = "TEMPLATE"
     )]
     pub(crate) staging_tag: Option<String>,
@@ -69,26 +71,26 @@ pub(crate) struct SettingsArgs {
     #[arg(
         long,
         global = true,
-        env = "CANARY_PROMOTED_TAG",
+        env = setting::PROMOTED_TAG.env,
         value_name = "TEMPLATE"
     )]
     pub(crate) promoted_tag: Option<String>,
 
     /// Variable holding the canary tenant URLs [file: fleet.urls_env]
     /// [default: CANARY_TENANT_URLS]
-    #[arg(long, global = true, env = "CANARY_URLS_ENV", value_name = "VAR")]
+    #[arg(long, global = true, env = setting::URLS_ENV.env, value_name = "VAR")]
     pub(crate) urls_env: Option<String>,
 
     /// Variable holding the tenant admin tokens, same order as the URLs
     /// [file: fleet.tokens_env] [default: CANARY_TENANT_TOKENS]
-    #[arg(long, global = true, env = "CANARY_TOKENS_ENV", value_name = "VAR")]
+    #[arg(long, global = true, env = setting::TOKENS_ENV.env, value_name = "VAR")]
     pub(crate) tokens_env: Option<String>,
 
     /// What an empty canary fleet means [file: fleet.on_empty] [default: skip]
     #[arg(
         long,
         global = true,
-        env = "CANARY_ON_EMPTY_FLEET",
+        env = setting::ON_EMPTY_FLEET.env,
         value_name = "skip|fail"
     )]
     pub(crate) on_empty_fleet: Option<String>,
@@ -98,30 +100,30 @@ pub(crate) struct SettingsArgs {
     #[arg(
         long,
         global = true,
-        env = "CANARY_SUITE",
+        env = setting::SUITE.env,
         value_name = "NAME",
         conflicts_with = "suite_file"
     )]
     pub(crate) suite: Option<String>,
 
     /// Smoke suite file (TOML) [file: suite.file]
-    #[arg(long, global = true, env = "CANARY_SUITE_FILE", value_name = "FILE")]
+    #[arg(long, global = true, env = setting::SUITE_FILE.env, value_name = "FILE")]
     pub(crate) suite_file: Option<PathBuf>,
 
     /// Tenants checked at once [file: suite.concurrency] [default: 256]
-    #[arg(long, global = true, env = "CANARY_CONCURRENCY", value_name = "N")]
+    #[arg(long, global = true, env = setting::CONCURRENCY.env, value_name = "N")]
     pub(crate) concurrency: Option<String>,
 
     /// Poll every tenant until it runs the sha before verifying
     /// [file: rollout.probe] [default: on]
-    #[arg(long, global = true, env = "CANARY_WAIT_FOR_ROLLOUT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = setting::WAIT_FOR_ROLLOUT.env, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) wait_for_rollout: Option<String>,
 
     /// Give up waiting for rollout after this long [file: rollout.deadline] [default: 15m]
     #[arg(
         long,
         global = true,
-        env = "CANARY_ROLLOUT_DEADLINE",
+        env = setting::ROLLOUT_DEADLINE.env,
         value_name = "DURATION"
     )]
     pub(crate) rollout_deadline: Option<String>,
@@ -130,13 +132,13 @@ pub(crate) struct SettingsArgs {
     #[arg(
         long,
         global = true,
-        env = "CANARY_ROLLOUT_INTERVAL",
+        env = setting::ROLLOUT_INTERVAL.env,
         value_name = "DURATION"
     )]
     pub(crate) rollout_interval: Option<String>,
 
     /// Wait a fixed time instead of probing, e.g. 6m [file: rollout.wait]
-    #[arg(long, global = true, env = "CANARY_WAIT", value_name = "DURATION")]
+    #[arg(long, global = true, env = setting::WAIT.env, value_name = "DURATION")]
     pub(crate) wait: Option<String>,
 
     /// Registry host allowed over plain HTTP (loopback always is); repeatable
@@ -144,14 +146,14 @@ pub(crate) struct SettingsArgs {
     #[arg(
         long = "insecure-registry",
         global = true,
-        env = "CANARY_INSECURE_REGISTRIES",
+        env = setting::INSECURE.env,
         value_delimiter = ',',
         value_name = "HOST"
     )]
     pub(crate) insecure: Vec<String>,
 
     /// Extra CA bundle (PEM) for registries and tenants [file: registry.ca_file]
-    #[arg(long, global = true, env = "CANARY_CA_FILE", value_name = "FILE")]
+    #[arg(long, global = true, env = setting::CA_FILE.env, value_name = "FILE")]
     pub(crate) ca_file: Option<PathBuf>,
 
     /// Force GitHub Actions mode (masks, annotations, outputs, step summary);
@@ -173,6 +175,53 @@ pub(crate) struct SettingsArgs {
     pub(crate) registry_password: Option<String>,
     #[arg(long, global = true, hide = true, value_name = "SECRET")]
     pub(crate) admin_token: Option<String>,
+}
+
+impl SettingsArgs {
+    /// The settings given on the command line (or, through clap's `env`,
+    /// in their variables), for the library to layer over the file.
+    /// `matches` are the subcommand's (global arguments propagate there).
+    pub(crate) fn overrides(&self, matches: &ArgMatches) -> Overrides {
+        let from_env = [
+            setting::IMAGES,
+            setting::STAGING_TAG,
+            setting::PROMOTED_TAG,
+            setting::URLS_ENV,
+            setting::TOKENS_ENV,
+            setting::ON_EMPTY_FLEET,
+            setting::SUITE,
+            setting::SUITE_FILE,
+            setting::CONCURRENCY,
+            setting::WAIT_FOR_ROLLOUT,
+            setting::ROLLOUT_DEADLINE,
+            setting::ROLLOUT_INTERVAL,
+            setting::WAIT,
+            setting::INSECURE,
+            setting::CA_FILE,
+        ]
+        .into_iter()
+        .filter(|s: &Setting| matches.value_source(s.id) == Some(ValueSource::EnvVariable))
+        .map(|s| s.id)
+        .collect();
+        Overrides {
+            images: self.images.clone(),
+            staging_tag: self.staging_tag.clone(),
+            promoted_tag: self.promoted_tag.clone(),
+            urls_env: self.urls_env.clone(),
+            tokens_env: self.tokens_env.clone(),
+            on_empty_fleet: self.on_empty_fleet.clone(),
+            suite: self.suite.clone(),
+            suite_file: self.suite_file.clone(),
+            concurrency: self.concurrency.clone(),
+            wait_for_rollout: self.wait_for_rollout.clone(),
+            rollout_deadline: self.rollout_deadline.clone(),
+            rollout_interval: self.rollout_interval.clone(),
+            wait: self.wait.clone(),
+            insecure: self.insecure.clone(),
+            ca_file: self.ca_file.clone(),
+            from_env,
+        }
+    }
 }
 
 /// Where a run's report goes.
@@ -273,5 +322,6 @@ pub(crate) enum Cmd {
     Config,
     /// Run a green promotion, a red one and a rollback against an
     /// in-process registry and tenant fleet; needs nothing installed
+    #[cfg(feature = "demo")]
     Demo,
 }

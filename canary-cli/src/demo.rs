@@ -6,15 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use canary_core::promoter::{Policy, Rollout, VerifyOptions};
-use canary_core::{
-    GitSha, ImageRef, Outcome, Promoter, PromotionReport, Release, Secret, StaticFleet, Tag,
-    TagTemplate, Tenant,
-};
-use canary_registry::{Credentials, OciRegistry, RegistryOptions};
-use canary_smoke::{HttpOptions, HttpSuite, Suite, SystemClock};
-use canary_testkit::fake_registry::FakeRegistry;
-use canary_testkit::tenant::{TenantFault, TenantOptions, TenantServer};
+use canary::{Env, Gate, Overrides, Settings};
+use canary_core::{ImageRef, Outcome, PromotionReport, Tag};
+use canary_sandbox::tenant::{TenantFault, TenantOptions, TenantServer};
+use canary_sandbox::Registry as SandboxRegistry;
 
 use crate::output::{self, Progress};
 
@@ -64,7 +59,7 @@ pub(crate) async fn run(quiet: bool) -> i32 {
 }
 
 async fn scenarios(quiet: bool) -> Result<(), String> {
-    let registry = FakeRegistry::start().await;
+    let registry = SandboxRegistry::start().await;
     let host = registry.host();
     let images: Vec<ImageRef> = REPOS
         .iter()
@@ -82,7 +77,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
         registry.push_manifest(repo, "latest", OCI_MANIFEST, manifest(repo, RELEASE_A));
     }
 
-    let token = format!("demo-admin-{}", crate::app::run_id());
+    let token = format!("demo-admin-{}", canary::run_id());
     let mut tenants = Vec::new();
     for _ in 0..3 {
         tenants.push(
@@ -94,48 +89,26 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
             .await,
         );
     }
-    let fleet = StaticFleet::new(
-        tenants
-            .iter()
-            .map(|t| Tenant::new(t.url(), Secret::new(token.clone())))
-            .collect(),
-    );
-    let suite = Suite::builtin("workspace-server").map_err(|e| e.to_string())?;
-    let suite = HttpSuite::new(suite, HttpOptions::default()).map_err(|e| e.to_string())?;
-    let oci = OciRegistry::new(RegistryOptions {
-        credentials: Credentials::anonymous(),
-        ..RegistryOptions::default()
-    })
-    .map_err(|e| e.to_string())?;
-    let promoter = Promoter::new(
-        Arc::new(oci),
-        Arc::new(fleet),
-        Arc::new(suite),
-        Arc::new(SystemClock),
-    )
-    .with_policy(Policy {
-        rollout: Rollout::Probe {
-            interval: Duration::from_millis(200),
-            deadline: Duration::from_secs(30),
-        },
-        ..Policy::default()
-    })
-    .with_observer(Arc::new(Progress::new(quiet)));
-    let release = |sha: &str| {
-        let sha = GitSha::parse(sha).map_err(|e| e.to_string())?;
-        Release::new(
-            sha,
-            images.clone(),
-            TagTemplate::parse("staging-{sha}").map_err(|e| e.to_string())?,
-            TagTemplate::parse("latest").map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())
+    // The demo's settings, through the same facade as every command: the
+    // release's images, a quick rollout probe, and the fleet in an
+    // environment of its own (no ./canary.toml, no process variables).
+    let overrides = Overrides {
+        images: images.iter().map(ToString::to_string).collect(),
+        rollout_interval: Some("200ms".into()),
+        rollout_deadline: Some("30s".into()),
+        ..Overrides::default()
     };
+    let urls: Vec<String> = tenants.iter().map(TenantServer::url).collect();
+    let env = Env::from_pairs([
+        ("CANARY_TENANT_URLS", urls.join(",")),
+        (
+            "CANARY_TENANT_TOKENS",
+            vec![token.as_str(); urls.len()].join(","),
+        ),
+    ]);
+    let settings = Settings::resolve(&overrides, &env, None).map_err(|e| e.to_string())?;
+    let gate = Gate::new(settings, env).with_observer(Arc::new(Progress::new(quiet)));
     let color = output::color_enabled();
-    let options = VerifyOptions {
-        dry_run: false,
-        run_id: crate::app::run_id(),
-    };
     println!(
         "canary demo: registry {host} (in-process), {} canary tenants on loopback, images {}",
         tenants.len(),
@@ -147,8 +120,8 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
         "1/3 green: release {} rolls out to the canary fleet, every check passes, latest moves",
         &RELEASE_B[..7]
     ));
-    let b = release(RELEASE_B)?;
-    let (report, ()) = tokio::join!(promoter.verify(&b, &options), roll_out(&tenants, RELEASE_B));
+    let (report, ()) = tokio::join!(gate.verify(RELEASE_B, false), roll_out(&tenants, RELEASE_B));
+    let report = report.map_err(|e| e.to_string())?;
     print!("{}", output::summary(&report, color));
     expect(&report, Outcome::Promoted)?;
     expect_latest(&registry, RELEASE_B)?;
@@ -159,8 +132,8 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
         &RELEASE_B[..7]
     ));
     tenants[1].set_fault(TenantFault::BrokenRoundTrip);
-    let c = release(RELEASE_C)?;
-    let (report, ()) = tokio::join!(promoter.verify(&c, &options), roll_out(&tenants, RELEASE_C));
+    let (report, ()) = tokio::join!(gate.verify(RELEASE_C, false), roll_out(&tenants, RELEASE_C));
+    let report = report.map_err(|e| e.to_string())?;
     print!("{}", output::summary(&report, color));
     expect(&report, Outcome::Rejected)?;
     expect_latest(&registry, RELEASE_B)?;
@@ -170,7 +143,10 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
         &RELEASE_A[..7],
         &RELEASE_A[..7]
     ));
-    let report = promoter.rollback(&release(&RELEASE_A[..7])?).await;
+    let report = gate
+        .rollback(&RELEASE_A[..7])
+        .await
+        .map_err(|e| e.to_string())?;
     print!("{}", output::summary(&report, color));
     expect(&report, Outcome::RolledBack)?;
     expect_latest(&registry, RELEASE_A)?;
@@ -196,7 +172,7 @@ fn expect(report: &PromotionReport, outcome: Outcome) -> Result<(), String> {
     }
 }
 
-fn expect_latest(registry: &FakeRegistry, sha: &str) -> Result<(), String> {
+fn expect_latest(registry: &SandboxRegistry, sha: &str) -> Result<(), String> {
     for repo in REPOS {
         let want = registry.tag_digest(repo, &format!("staging-{sha}"));
         let got = registry.tag_digest(

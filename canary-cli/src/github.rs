@@ -1,10 +1,11 @@
-//! GitHub Actions mode, through `canary-gha`: masks first, then per-tenant
-//! groups, annotations, outputs and the step summary.
+//! GitHub Actions mode: masks first (through `canary-gha`), then the
+//! per-tenant groups, annotations, outputs and step summary that
+//! `canary-report` renders.
 
 use std::io::Write;
 use std::sync::Mutex;
 
-use canary_core::{PromotionReport, Secret, Tenant};
+use canary_core::{PromotionReport, Secret};
 use canary_gha::{Commands, GithubEnv};
 
 /// Environment variables that hold secrets canary may read, masked before
@@ -71,12 +72,10 @@ impl Github {
         }
     }
 
-    /// Masks every tenant's token.
-    pub(crate) fn mask_tenants(&self, tenants: &[Tenant]) {
+    /// Masks one secret the library read (the gate's secret sink).
+    pub(crate) fn mask(&self, secret: &Secret) {
         let mut c = self.commands();
-        for t in tenants {
-            let _ = c.add_mask(t.token());
-        }
+        let _ = c.add_mask(secret);
         let _ = c.flush();
     }
 
@@ -97,10 +96,12 @@ impl Github {
         markdown: &str,
     ) {
         let mut c = self.commands();
-        if let Err(e) = canary_gha::write_tenant_groups(&mut c, report) {
+        if let Err(e) = canary_report::github::write_tenant_groups(&mut c, report) {
             eprintln!("warning: could not write the per-tenant log groups: {e}");
         }
-        if let Err(e) = canary_gha::publish(&mut c, &self.env, report, report_path, markdown) {
+        if let Err(e) =
+            canary_report::github::publish(&mut c, &self.env, report, report_path, markdown)
+        {
             eprintln!("warning: could not publish GitHub outputs or the step summary: {e}");
         }
         let _ = c.flush();

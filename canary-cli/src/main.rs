@@ -9,7 +9,7 @@
 
 mod app;
 mod cli;
-mod config;
+#[cfg(feature = "demo")]
 mod demo;
 mod github;
 mod output;

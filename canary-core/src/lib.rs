@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod compensation;
 pub mod conformance;
 pub mod error;
 pub mod fleet;
@@ -23,7 +24,8 @@ pub use report::{Command, ImageReport, ImageStatus, PromotionReport, TenantRepor
 pub use status::StatusReport;
 pub use suite::{CheckResult, CheckStatus, RunContext, ScriptedSuite, SmokeSuite};
 pub use types::{
-    Digest, GitSha, ImageRef, Manifest, Reference, Release, Secret, Tag, TagTemplate, Tenant,
+    Digest, GitSha, ImageRef, Manifest, Reason, Reference, Release, Secret, Tag, TagTemplate,
+    Tenant,
 };
 
 #[cfg(feature = "mock")]

@@ -18,8 +18,14 @@
 //!                                                   ├ RestoreVerified ▶ Failed
 //!                                                   └ RestoreFailed   ▶ Inconsistent
 //! ```
+//!
+//! What `RestoreImages` writes is decided by the pure functions of
+//! [`crate::compensation`]; `canary smoke`, which moves nothing, has its own
+//! small machine in [`smoke`].
 
 use std::fmt;
+
+pub mod smoke;
 
 use serde::{Deserialize, Serialize};
 
@@ -93,28 +99,31 @@ impl State {
     }
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = serde_json_name(self);
-        f.write_str(&s)
+impl State {
+    /// The state's one spelling, the same as in the JSON report
+    /// (`awaiting_rollout`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Prechecked => "prechecked",
+            Self::AwaitingRollout => "awaiting_rollout",
+            Self::Verifying => "verifying",
+            Self::Promoting => "promoting",
+            Self::Promoted => "promoted",
+            Self::Rejected => "rejected",
+            Self::Inconclusive => "inconclusive",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+            Self::Inconsistent => "inconsistent",
+        }
     }
 }
 
-fn serde_json_name<T: fmt::Debug>(v: &T) -> String {
-    // snake_case of the Debug name, matching the serde renaming.
-    let name = format!("{v:?}");
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
-    out
 }
 
 /// How a run ended. CLI and Action share these and their exit codes.
@@ -160,9 +169,27 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// The outcome's one spelling, the same as in the JSON report, the
+    /// `outcome` step output and every rendering (`rolled_back`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Promoted => "promoted",
+            Self::RolledBack => "rolled_back",
+            Self::Passed => "passed",
+            Self::Skipped => "skipped",
+            Self::Rejected => "rejected",
+            Self::Inconclusive => "inconclusive",
+            Self::Usage => "usage",
+            Self::Failed => "failed",
+            Self::Inconsistent => "inconsistent",
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&serde_json_name(self))
+        f.write_str(self.as_str())
     }
 }
 

@@ -14,6 +14,15 @@
 //! - An image whose `latest` did not exist before cannot be "restored"
 //!   (tag deletion is not portable across registries): if it was written
 //!   and a later image fails, the outcome is `inconsistent`, truthfully.
+//!
+//! Every run goes through a pure machine: promotions, manual promotions and
+//! rollbacks through [`crate::machine::transition`], `smoke` through
+//! [`crate::machine::smoke::smoke_transition`]. What compensation writes is
+//! decided by [`crate::compensation`]. The report's reason is worded once,
+//! when the run ends, from what each phase found.
+
+mod moves;
+mod story;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,13 +33,18 @@ use futures::stream::{self, StreamExt};
 use crate::clock::{duration_ms, Clock};
 use crate::error::{Error, ErrorKind, UsageError};
 use crate::fleet::TenantFleet;
+use crate::machine::smoke::{smoke_transition, SmokeAction, SmokeEvent, SmokeState};
 use crate::machine::{transition, Action, Event, Mode, Outcome, Plan, State};
 use crate::registry::Registry;
 use crate::report::{
     Command, ErrorReport, ImageReport, ImageStatus, PromotionReport, TenantReport,
 };
-use crate::suite::{CheckResult, CheckStatus, RunContext, SmokeSuite};
-use crate::types::{Digest, GitSha, ImageRef, Manifest, Reference, Release, Tag, Tenant};
+use crate::suite::{CheckResult, RunContext, SmokeSuite};
+use crate::types::{Digest, GitSha, Reason, Reference, Release, Tenant};
+
+pub use crate::compensation::REASSERT_ROUNDS;
+
+use story::{finish, verdict, Story};
 
 /// What to do when no canary tenant is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,6 +84,22 @@ pub struct Policy {
     /// [`Rollout::Immediate`]; the `canary` CLI defaults to a probe every
     /// 10 s for up to 15 min.
     pub rollout: Rollout,
+}
+
+impl Policy {
+    /// Whether `tenants` is a fleet this policy accepts: an empty fleet is
+    /// refused when [`EmptyFleet::Fail`]. The one check of it, run by the
+    /// promoter and, before any request, by the facade.
+    pub fn check_fleet(&self, tenants: &[Tenant]) -> Result<(), UsageError> {
+        if tenants.is_empty() && self.on_empty_fleet == EmptyFleet::Fail {
+            return Err(UsageError::new(
+                "canary fleet",
+                "is empty and on_empty_fleet = \"fail\"",
+                "set the tenant URL and token variables, or on_empty = \"skip\"",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Policy {
@@ -132,8 +162,11 @@ struct Run {
     plan: Plan,
     state: State,
     report: PromotionReport,
-    /// Per image: whether a PUT of the promoted tag was attempted.
-    touched: Vec<bool>,
+    /// Per image: the digest this run fetched to write under the promoted
+    /// tag, once a PUT of it was attempted.
+    written: Vec<Option<Digest>>,
+    /// What each phase found; the reason is worded from it at the end.
+    story: Story,
 }
 
 impl Run {
@@ -152,8 +185,7 @@ impl Run {
                 // touching anything more and say so.
                 self.state = State::Failed;
                 self.report.states.push(State::Failed);
-                self.report
-                    .set_outcome(Outcome::Failed, format!("internal error: {e}"));
+                self.story.internal = Some(format!("internal error: {e}"));
                 Vec::new()
             }
         }
@@ -176,6 +208,16 @@ impl Promoter {
             observer: Arc::new(Quiet),
             policy: Policy::default(),
         }
+    }
+
+    /// A promoter for [`Promoter::smoke`] alone: it has no registry, and
+    /// any registry call fails with [`ErrorKind::Invalid`].
+    pub fn without_registry(
+        fleet: Arc<dyn TenantFleet>,
+        suite: Arc<dyn SmokeSuite>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self::new(Arc::new(crate::registry::NoRegistry), fleet, suite, clock)
     }
 
     /// Sets the policy.
@@ -222,23 +264,20 @@ impl Promoter {
             .await
     }
 
-    /// `canary promote --no-verify --reason`: move without verification. The
-    /// reason is required and recorded in the report.
+    /// `canary promote --no-verify`: move without verification. The reason
+    /// is required (a [`Reason`]) and recorded in the report; without one the
+    /// outcome is `usage` and nothing is read.
     pub async fn promote_manual(&self, release: &Release, reason: &str) -> PromotionReport {
-        if reason.trim().is_empty() {
-            let e = UsageError::new(
-                "--reason",
-                "is missing",
-                "a manual promotion skips verification; say why with --reason \"…\"",
-            );
-            return PromotionReport::usage(Command::Promote, &e);
-        }
+        let reason = match Reason::parse(reason) {
+            Ok(reason) => reason,
+            Err(e) => return PromotionReport::usage(Command::Promote, &e),
+        };
         self.run(
             Command::Promote,
             release,
             Mode::Manual,
             "",
-            Some(reason.trim()),
+            Some(reason.as_str()),
         )
         .await
     }
@@ -252,36 +291,69 @@ impl Promoter {
 
     /// `canary smoke`: the suite on every tenant of the fleet, no registry.
     /// Outcome `passed`, `rejected`, `inconclusive`, or `skipped` (empty
-    /// fleet).
+    /// fleet); `usage` or `failed` when the fleet cannot be had.
     pub async fn smoke(&self, sha: Option<GitSha>, run_id: &str) -> PromotionReport {
         let started = self.clock.now_ms();
         let mut report = PromotionReport::new(Command::Smoke, sha.clone());
         report.timings.started_ms = started;
-        let Some(tenants) = self.tenants(&mut report).await else {
-            return report;
-        };
-        if tenants.is_empty() {
-            report.set_outcome(Outcome::Skipped, "no canary tenant configured");
-        } else {
-            let context = RunContext {
-                sha,
-                run_id: run_id.to_string(),
+        let mut state = SmokeState::Planned;
+        let mut reason = String::new();
+        let mut tenants = Vec::new();
+        let mut actions: VecDeque<SmokeAction> = VecDeque::new();
+        let mut event = Some(SmokeEvent::Start);
+        while let Some(e) = event.take() {
+            match smoke_transition(state, e) {
+                Ok((next, more)) => {
+                    state = next;
+                    actions.extend(more);
+                }
+                Err(e) => {
+                    // A bug in the promoter, not in the input.
+                    report.set_outcome(Outcome::Failed, format!("internal error: {e}"));
+                    return report;
+                }
+            }
+            let Some(action) = actions.pop_front() else {
+                break;
             };
-            report.tenants = self
-                .check_fleet(&tenants, vec![None; tenants.len()], &context)
-                .await;
-            let (outcome, reason) = verdict(&report.tenants);
-            let outcome = if outcome == Event::ChecksPassed {
-                Outcome::Passed
-            } else if outcome == Event::ChecksFailed {
-                Outcome::Rejected
-            } else {
-                Outcome::Inconclusive
-            };
-            report.set_outcome(outcome, reason);
+            event = Some(match action {
+                SmokeAction::ReadFleet => match self.read_fleet().await {
+                    Ok(t) => {
+                        tenants = t;
+                        SmokeEvent::FleetRead {
+                            tenants: tenants.len(),
+                        }
+                    }
+                    Err(e) => {
+                        reason = e.reason();
+                        report.error = Some(e.report());
+                        e.smoke_event()
+                    }
+                },
+                SmokeAction::RunChecks => {
+                    let context = RunContext {
+                        sha: sha.clone(),
+                        run_id: run_id.to_string(),
+                    };
+                    report.tenants = self
+                        .check_fleet(&tenants, vec![None; tenants.len()], &context)
+                        .await;
+                    let (verdict, why) = verdict(&report.tenants);
+                    reason = why;
+                    verdict.smoke_event()
+                }
+            });
         }
-        report.timings.finished_ms = self.clock.now_ms();
-        report.timings.checks_ms = Some(report.timings.finished_ms.saturating_sub(started));
+        if state == SmokeState::Skipped {
+            reason = "no canary tenant configured".to_string();
+        }
+        // Without a fleet nothing ran, and nothing is timed.
+        if !matches!(state, SmokeState::Usage | SmokeState::Failed) {
+            report.timings.finished_ms = self.clock.now_ms();
+            report.timings.checks_ms = Some(report.timings.finished_ms.saturating_sub(started));
+        }
+        let outcome = state.outcome().unwrap_or(Outcome::Failed);
+        report.set_outcome(outcome, reason);
         report
     }
 
@@ -332,27 +404,14 @@ impl Promoter {
         }
     }
 
-    async fn tenants(&self, report: &mut PromotionReport) -> Option<Vec<Tenant>> {
+    /// The canary fleet, or why there is none to check.
+    async fn read_fleet(&self) -> Result<Vec<Tenant>, FleetError> {
         match self.fleet.tenants().await {
-            Ok(t) if t.is_empty() && self.policy.on_empty_fleet == EmptyFleet::Fail => {
-                let e = UsageError::new(
-                    "canary fleet",
-                    "is empty and on_empty_fleet = \"fail\"",
-                    "set the tenant URL and token variables, or on_empty = \"skip\"",
-                );
-                report.set_outcome(Outcome::Usage, e.to_string());
-                report.error = Some((&e).into());
-                None
-            }
-            Ok(t) => Some(t),
-            Err(e) => {
-                report.set_outcome(
-                    Outcome::Failed,
-                    format!("reading the canary fleet failed: {}", e.chain()),
-                );
-                report.error = Some((&e).into());
-                None
-            }
+            Ok(t) => match self.policy.check_fleet(&t) {
+                Ok(()) => Ok(t),
+                Err(e) => Err(FleetError::Refused(e)),
+            },
+            Err(e) => Err(FleetError::Unreadable(e)),
         }
     }
 
@@ -383,11 +442,15 @@ impl Promoter {
             .collect();
 
         let tenants = if matches!(mode, Mode::Verify { .. }) {
-            let Some(tenants) = self.tenants(&mut report).await else {
-                report.timings.finished_ms = self.clock.now_ms();
-                return report;
-            };
-            tenants
+            match self.read_fleet().await {
+                Ok(tenants) => tenants,
+                Err(e) => {
+                    report.set_outcome(e.outcome(), e.reason());
+                    report.error = Some(e.report());
+                    report.timings.finished_ms = self.clock.now_ms();
+                    return report;
+                }
+            }
         } else {
             Vec::new()
         };
@@ -403,8 +466,9 @@ impl Promoter {
         let mut run = Run {
             plan: Plan { mode },
             state: State::Planned,
-            touched: vec![false; release.images().len()],
+            written: vec![None; release.images().len()],
             report,
+            story: Story::default(),
         };
         let observer = &*self.observer;
         let mut actions: VecDeque<Action> = run.feed(Event::Start, observer).into();
@@ -419,10 +483,8 @@ impl Promoter {
                         }
                     }
                     Err(e) => {
-                        run.report.set_outcome(
-                            Outcome::Failed,
-                            format!("precheck failed, nothing moved: {}", e.chain()),
-                        );
+                        run.story.precheck =
+                            Some(format!("precheck failed, nothing moved: {}", e.chain()));
                         run.report.error = Some((&e).into());
                         Event::PrecheckFailed
                     }
@@ -447,9 +509,9 @@ impl Promoter {
                         .collect();
                     run.report.tenants = self.check_fleet(&tenants, versions, &context).await;
                     run.report.timings.checks_ms = Some(self.clock.now_ms().saturating_sub(t0));
-                    let (event, reason) = verdict(&run.report.tenants);
-                    run.report.reason = reason;
-                    event
+                    let (verdict, reason) = verdict(&run.report.tenants);
+                    run.story.verdict = Some(reason);
+                    verdict.event()
                 }
                 Action::MoveImages => {
                     let t0 = self.clock.now_ms();
@@ -470,7 +532,7 @@ impl Promoter {
             actions.extend(run.feed(event, observer));
         }
         let mut report = run.report;
-        finish(&mut report, run.state, &release);
+        finish(&mut report, run.state, &release, &run.story);
         report.timings.finished_ms = self.clock.now_ms();
         report
     }
@@ -558,14 +620,14 @@ impl Promoter {
                                 format!("{} runs {}", t.url, t.version.as_deref().unwrap_or("?"))
                             })
                             .collect();
-                        run.report.reason = format!(
+                        run.story.rollout = Some(format!(
                             "rollout did not converge within {}: {} of {} tenants do not run {}: {}",
                             fmt_duration(deadline),
                             lagging.len(),
                             tenants.len(),
                             sha,
                             lagging.join("; ")
-                        );
+                        ));
                         return Event::RolloutTimedOut;
                     }
                     run.feed(Event::RolloutPending, observer);
@@ -607,394 +669,6 @@ impl Promoter {
         }
         reports
     }
-
-    /// Retags every image (GET staging, PUT latest with the same bytes),
-    /// then verifies all of them (HEAD latest and compare): three requests
-    /// per image. Stops at the first failure.
-    ///
-    /// Verification happens after the last write so that it also catches
-    /// another writer that moved an earlier image in the meantime (there is
-    /// no compare-and-swap in the distribution API). An image found moved
-    /// by someone else is written again, up to [`REASSERT_ROUNDS`] times
-    /// with a growing pause; two runs racing therefore converge on the
-    /// release of the last one to finish a clean verification.
-    async fn move_images(&self, run: &mut Run, release: &Release) -> Event {
-        let staging = release.staging_tag();
-        let promoted = release.promoted_tag();
-        let mut written = Vec::with_capacity(run.report.images.len());
-        for i in 0..run.report.images.len() {
-            let image = run.report.images[i].image.clone();
-            let expected = run.report.images[i].staging_digest.clone();
-            let result = match self
-                .fetch(&image, &Reference::Tag(staging.clone()), expected.as_ref())
-                .await
-            {
-                Ok(manifest) => {
-                    run.touched[i] = true;
-                    self.put(&image, &promoted, &manifest)
-                        .await
-                        .map(|()| manifest)
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(manifest) => written.push(manifest),
-                Err(e) => return move_failed(run, i, &promoted, &e),
-            }
-        }
-        for round in 0..=REASSERT_ROUNDS {
-            let mut moved_by_other = Vec::new();
-            for (i, manifest) in written.iter().enumerate() {
-                let image = run.report.images[i].image.clone();
-                match self.read_back(&image, &promoted).await {
-                    Ok(Some(d)) if &d == manifest.digest() => {
-                        let entry = &mut run.report.images[i];
-                        entry.after = Some(d);
-                        entry.status = ImageStatus::Moved;
-                    }
-                    Ok(now) => moved_by_other.push((i, now)),
-                    Err(e) => return move_failed(run, i, &promoted, &e),
-                }
-            }
-            if moved_by_other.is_empty() {
-                for entry in &run.report.images {
-                    self.observer.image(entry);
-                }
-                return Event::MovesVerified;
-            }
-            if round == REASSERT_ROUNDS {
-                let (i, now) = &moved_by_other[0];
-                let e = Error::new(
-                    ErrorKind::Integrity,
-                    format!(
-                        "{}:{promoted} reads back as {} after writing {} ({} times)",
-                        run.report.images[*i].image,
-                        now.as_ref().map_or_else(|| "missing".to_string(), ToString::to_string),
-                        written[*i].digest(),
-                        REASSERT_ROUNDS + 1
-                    ),
-                )
-                .with_hint("another writer keeps moving the tag: serialise promotions (a workflow `concurrency:` group)");
-                return move_failed(run, *i, &promoted, &e);
-            }
-            // Someone else moved these images since we wrote them: pause
-            // (staggered by our digest so two racing runs don't stay in
-            // step), then write them again.
-            let jitter = u64::from(written[0].digest().hex().as_bytes()[0] % 16) * 10;
-            self.clock
-                .sleep(Duration::from_millis((100 << round) + jitter))
-                .await;
-            for (i, _) in moved_by_other {
-                let image = run.report.images[i].image.clone();
-                if let Err(e) = self.put(&image, &promoted, &written[i]).await {
-                    return move_failed(run, i, &promoted, &e);
-                }
-            }
-        }
-        unreachable!("the last round returns")
-    }
-
-    /// GET `from`, checked against `expected`.
-    async fn fetch(
-        &self,
-        image: &ImageRef,
-        from: &Reference,
-        expected: Option<&Digest>,
-    ) -> Result<Manifest, Error> {
-        let manifest = self
-            .registry
-            .get_manifest(image, from)
-            .await
-            .map_err(|e| e.context(format!("reading {image}:{from}")))?;
-        if let Some(expected) = expected {
-            if manifest.digest() != expected {
-                return Err(Error::new(
-                    ErrorKind::Integrity,
-                    format!(
-                        "{image}:{from} is now {} but {} was checked",
-                        manifest.digest(),
-                        expected
-                    ),
-                )
-                .with_hint("someone moved the staging tag during the run; run again"));
-            }
-        }
-        Ok(manifest)
-    }
-
-    /// PUT the manifest's exact bytes under `to`.
-    async fn put(&self, image: &ImageRef, to: &Tag, manifest: &Manifest) -> Result<(), Error> {
-        self.registry
-            .put_manifest(image, to, manifest)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.context(format!("writing {image}:{to}")))
-    }
-
-    /// HEAD `to`.
-    async fn read_back(&self, image: &ImageRef, to: &Tag) -> Result<Option<Digest>, Error> {
-        self.registry
-            .head_manifest(image, &Reference::Tag(to.clone()))
-            .await
-            .map_err(|e| e.context(format!("verifying {image}:{to}")))
-    }
-
-    /// Whether `tag` really holds `digest`: a GET whose body hashes to it. A
-    /// HEAD alone could be a registry (or proxy) announcing a wrong digest,
-    /// and compensation must not mistake that for another writer's tag.
-    async fn confirmed(&self, image: &ImageRef, tag: &Tag, digest: &Digest) -> bool {
-        self.registry
-            .get_manifest(image, &Reference::Tag(tag.clone()))
-            .await
-            .is_ok_and(|m| m.digest() == digest && digest.matches(m.bytes()))
-    }
-
-    /// GET `from` (checked against `expected`), PUT under `to` with the same
-    /// bytes and media type, HEAD `to` and compare: three requests.
-    async fn retag(
-        &self,
-        image: &ImageRef,
-        from: &Reference,
-        expected: Option<&Digest>,
-        to: &Tag,
-    ) -> Result<Digest, Error> {
-        let manifest = self.fetch(image, from, expected).await?;
-        self.put(image, to, &manifest).await?;
-        match self.read_back(image, to).await? {
-            Some(d) if &d == manifest.digest() => Ok(d),
-            other => Err(Error::new(
-                ErrorKind::Integrity,
-                format!(
-                    "{image}:{to} reads back as {} after writing {}",
-                    other.map_or_else(|| "missing".to_string(), |d| d.to_string()),
-                    manifest.digest()
-                ),
-            )
-            .with_hint("another writer may have moved the tag at the same time")),
-        }
-    }
-
-    /// Puts every touched image back on its previous digest and verifies it.
-    async fn restore_images(&self, run: &mut Run, release: &Release) -> Event {
-        let promoted = release.promoted_tag();
-        let mut failures = Vec::new();
-        for i in 0..run.report.images.len() {
-            if !run.touched[i] {
-                continue;
-            }
-            let image = run.report.images[i].image.clone();
-            let before = run.report.images[i].before.clone();
-            let ours = run.report.images[i].staging_digest.clone();
-            // Read first: a write that never landed (a refused PUT) needs no
-            // undo, and a tag another writer moved since the precheck is
-            // theirs, not ours to put back.
-            let now = self.read_back(&image, &promoted).await;
-            let foreign = match &now {
-                Ok(Some(d)) if Some(d) != ours.as_ref() && Some(d) != before.as_ref() => {
-                    self.confirmed(&image, &promoted, d).await
-                }
-                _ => false,
-            };
-            let result = match (now, &before) {
-                (Ok(now), _) if now == before => Ok((now, false)),
-                (Ok(Some(now)), _) if foreign => {
-                    run.report.images[i].error = Some(format!(
-                        "{image}:{promoted} was moved to {now} by another writer; left as it is"
-                    ));
-                    Ok((Some(now), false))
-                }
-                (_, Some(d)) => self
-                    .retag(&image, &Reference::Digest(d.clone()), Some(d), &promoted)
-                    .await
-                    .map(|d| (Some(d), true)),
-                (Ok(Some(now)), None) => Err(Error::new(
-                    ErrorKind::Other,
-                    format!(
-                        "{image}:{promoted} did not exist before and now points to {now}; canary does not delete tags"
-                    ),
-                )),
-                (Ok(None), None) => Ok((None, false)),
-                (Err(e), None) => Err(e),
-            };
-            let entry = &mut run.report.images[i];
-            match result {
-                Ok((after, rewritten)) => {
-                    entry.after = after;
-                    entry.status = if rewritten {
-                        ImageStatus::Restored
-                    } else {
-                        ImageStatus::Unchanged
-                    };
-                    self.observer.image(entry);
-                }
-                Err(e) => {
-                    failures.push(format!("restoring {image} failed: {}", e.chain()));
-                }
-            }
-        }
-        if failures.is_empty() {
-            run.report
-                .reason
-                .push_str("; every image touched was put back and verified");
-            return Event::RestoreVerified;
-        }
-        // Say truthfully where every image is now.
-        for entry in &mut run.report.images {
-            match self
-                .registry
-                .head_manifest(&entry.image, &Reference::Tag(promoted.clone()))
-                .await
-            {
-                Ok(now) => {
-                    entry.status = if now == entry.before {
-                        if entry.status == ImageStatus::Moved {
-                            ImageStatus::Restored
-                        } else {
-                            entry.status
-                        }
-                    } else {
-                        ImageStatus::Mixed
-                    };
-                    entry.after = now;
-                }
-                Err(e) => {
-                    entry.status = ImageStatus::Mixed;
-                    entry.after = None;
-                    entry.error = Some(format!("state unknown: {}", e.chain()));
-                }
-            }
-        }
-        run.report.reason = format!("{}; {}", run.report.reason, failures.join("; "));
-        if run.report.images.iter().all(|i| {
-            i.after == i.before
-                && i.error
-                    .as_deref()
-                    .is_none_or(|e| !e.starts_with("state unknown"))
-        }) {
-            // Every image reads back where it was: nothing is mixed.
-            run.report
-                .reason
-                .push_str("; every image reads back on its previous digest");
-            return Event::RestoreVerified;
-        }
-        Event::RestoreFailed
-    }
-}
-
-/// How many times the promoter re-writes an image another writer moved
-/// while it was promoting, before giving up (and restoring).
-pub const REASSERT_ROUNDS: u32 = 4;
-
-/// Records a failed move of image `i` and asks for compensation.
-fn move_failed(run: &mut Run, i: usize, promoted: &Tag, e: &Error) -> Event {
-    let message = e.chain();
-    let image = run.report.images[i].image.clone();
-    run.report.images[i].error = Some(message.clone());
-    run.report.reason = format!("moving {image}:{promoted} failed: {message}");
-    run.report.error = Some(e.into());
-    Event::MoveFailed
-}
-
-/// The verdict of a fleet's checks, and its reason.
-fn verdict(tenants: &[TenantReport]) -> (Event, String) {
-    let failed: Vec<String> = tenants
-        .iter()
-        .flat_map(|t| {
-            t.checks
-                .iter()
-                .filter(|c| c.status == CheckStatus::Failed)
-                .map(move |c| {
-                    format!(
-                        "`{}` on {}: expected {}, got {}",
-                        c.name, t.url, c.expected, c.actual
-                    )
-                })
-        })
-        .collect();
-    let errors: Vec<String> = tenants
-        .iter()
-        .flat_map(|t| {
-            t.checks
-                .iter()
-                .filter(|c| c.status == CheckStatus::Error)
-                .map(move |c| format!("`{}` on {}: {}", c.name, t.url, c.actual))
-        })
-        .collect();
-    let checks: usize = tenants.iter().map(|t| t.checks.len()).sum();
-    if let Some(first) = failed.first() {
-        let more = if failed.len() > 1 {
-            format!(" (and {} more failed checks)", failed.len() - 1)
-        } else {
-            String::new()
-        };
-        (Event::ChecksFailed, format!("check {first}{more}"))
-    } else if let Some(first) = errors.first() {
-        let more = if errors.len() > 1 {
-            format!(" (and {} more)", errors.len() - 1)
-        } else {
-            String::new()
-        };
-        (
-            Event::ChecksInconclusive,
-            format!("no verdict: check {first}{more}"),
-        )
-    } else {
-        (
-            Event::ChecksPassed,
-            format!("all {checks} checks passed on {} tenants", tenants.len()),
-        )
-    }
-}
-
-/// Sets the outcome and the reason of a finished run.
-fn finish(report: &mut PromotionReport, state: State, release: &Release) {
-    let Some(outcome) = state.outcome() else {
-        return;
-    };
-    let promoted = release.promoted_tag();
-    let images = report.images.len();
-    let reason = match state {
-        State::Promoted if report.command == Command::Promote => format!(
-            "manual promotion without verification ({}); {promoted} of {images} images moved to {} and verified",
-            report.manual_reason.as_deref().unwrap_or(""),
-            release.staging_tag()
-        ),
-        State::Promoted => format!(
-            "{}; {promoted} of {images} images moved to {} and verified",
-            report.reason,
-            release.staging_tag()
-        ),
-        State::RolledBack => format!(
-            "{promoted} of {images} images moved back to {} and verified",
-            release.staging_tag()
-        ),
-        State::Skipped if report.dry_run && !report.tenants.is_empty() => {
-            for image in &mut report.images {
-                if image.before != image.staging_digest {
-                    image.status = ImageStatus::WouldMove;
-                }
-            }
-            format!("dry run: {}; would move {promoted} of {images} images", report.reason)
-        }
-        State::Skipped => "no canary tenant configured (on_empty_fleet = \"skip\"); nothing verified, nothing moved"
-            .to_string(),
-        State::Rejected => format!("{}; {promoted} unchanged", report.reason),
-        State::Inconclusive => format!("{}; {promoted} unchanged", report.reason),
-        State::Failed if report.outcome == Outcome::Failed && !report.reason.is_empty() => report.reason.clone(),
-        State::Inconsistent => format!("INCONSISTENT: {}", report.reason),
-        _ => report.reason.clone(),
-    };
-    report.set_outcome(outcome, reason);
-    if state == State::Inconsistent && report.error.is_none() {
-        report.error = Some(ErrorReport {
-            kind: "inconsistent".to_string(),
-            message: report.reason.clone(),
-            hint: Some(
-                "fix each image listed by hand, or run `canary rollback` to a known-good sha"
-                    .to_string(),
-            ),
-        });
-    }
 }
 
 fn fmt_duration(d: Duration) -> String {
@@ -1005,5 +679,43 @@ fn fmt_duration(d: Duration) -> String {
         format!("{s}s")
     } else {
         format!("{}ms", d.as_millis())
+    }
+}
+
+/// Why a run has no canary fleet to check.
+enum FleetError {
+    /// The fleet is empty and the policy refuses that.
+    Refused(UsageError),
+    /// The fleet could not be read.
+    Unreadable(Error),
+}
+
+impl FleetError {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::Refused(_) => Outcome::Usage,
+            Self::Unreadable(_) => Outcome::Failed,
+        }
+    }
+
+    fn smoke_event(&self) -> SmokeEvent {
+        match self {
+            Self::Refused(_) => SmokeEvent::FleetRefused,
+            Self::Unreadable(_) => SmokeEvent::FleetFailed,
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Self::Refused(e) => e.to_string(),
+            Self::Unreadable(e) => format!("reading the canary fleet failed: {}", e.chain()),
+        }
+    }
+
+    fn report(&self) -> ErrorReport {
+        match self {
+            Self::Refused(e) => e.into(),
+            Self::Unreadable(e) => e.into(),
+        }
     }
 }

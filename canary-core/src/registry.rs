@@ -10,7 +10,8 @@ use crate::types::{Digest, ImageRef, Manifest, Reference, Tag};
 
 /// The four registry operations canary needs. Retag, verify and restore are
 /// built on these in [`crate::promoter`], so every registry gets the same
-/// semantics.
+/// semantics. [`crate::conformance::registry_conformance`] checks the
+/// contract below on an implementation.
 ///
 /// # Contract
 ///
@@ -27,7 +28,8 @@ use crate::types::{Digest, ImageRef, Manifest, Reference, Tag};
 ///   `manifest.media_type()` under `tag`, never a re-serialisation, and
 ///   returns the digest the registry reports (or the manifest's own).
 /// - `list_tags` returns every tag of the repository, following pagination;
-///   an unknown repository is an empty list.
+///   an unknown repository is an empty list, not an error (a registry's
+///   `NAME_UNKNOWN` answer is mapped to it).
 /// - Errors are classified by [`ErrorKind`] and never contain a credential.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
@@ -238,6 +240,41 @@ impl MemoryRegistry {
             fault.kind,
             format!("injected {:?} fault on {op:?} {image}", fault.kind),
         )
+    }
+}
+
+/// The registry of a promoter that has none ([`crate::Promoter::without_registry`]):
+/// every call is refused, so a path that should not touch a registry cannot
+/// do so by accident.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NoRegistry;
+
+impl NoRegistry {
+    fn refuse(image: &ImageRef) -> Error {
+        Error::new(
+            ErrorKind::Invalid,
+            format!("{image}: this run has no registry configured"),
+        )
+    }
+}
+
+#[async_trait]
+impl Registry for NoRegistry {
+    async fn get_manifest(&self, image: &ImageRef, _: &Reference) -> Result<Manifest, Error> {
+        Err(Self::refuse(image))
+    }
+    async fn head_manifest(
+        &self,
+        image: &ImageRef,
+        _: &Reference,
+    ) -> Result<Option<Digest>, Error> {
+        Err(Self::refuse(image))
+    }
+    async fn put_manifest(&self, image: &ImageRef, _: &Tag, _: &Manifest) -> Result<Digest, Error> {
+        Err(Self::refuse(image))
+    }
+    async fn list_tags(&self, image: &ImageRef) -> Result<Vec<Tag>, Error> {
+        Err(Self::refuse(image))
     }
 }
 

@@ -1,5 +1,7 @@
 //! [`PromotionReport`]: the single source for every rendering (terminal,
 //! `--json`, JUnit, Markdown step summary, GitHub outputs, post-mortem).
+//! The data lives here; the renderings live in `canary-report` (see
+//! ARCHITECTURE.md), so none of them can add what the report does not hold.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,19 @@ pub enum Command {
     Smoke,
 }
 
+impl Command {
+    /// The command's one spelling: its name on the command line and in the
+    /// JSON report (`verify`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::Promote => "promote",
+            Self::Rollback => "rollback",
+            Self::Smoke => "smoke",
+        }
+    }
+}
+
 /// What happened to one image's promoted tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -39,6 +54,20 @@ pub enum ImageStatus {
     Restored,
     /// Not where it should be; `after` is what a fresh read returned.
     Mixed,
+}
+
+impl ImageStatus {
+    /// The status's one spelling, the same as in the JSON report
+    /// (`would_move`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unchanged => "unchanged",
+            Self::WouldMove => "would_move",
+            Self::Moved => "moved",
+            Self::Restored => "restored",
+            Self::Mixed => "mixed",
+        }
+    }
 }
 
 /// One image of the release.
@@ -217,103 +246,86 @@ impl PromotionReport {
     }
 }
 
-impl PromotionReport {
-    /// A Markdown post-mortem skeleton: the sha that broke, what the canary
-    /// checks saw, what moved, and the questions the seed's runbook asks.
-    pub fn postmortem(&self) -> String {
-        use std::fmt::Write as _;
-        let sha = self.sha.as_ref().map_or("(unknown)", GitSha::as_str);
-        let mut md = String::new();
-        let _ = writeln!(md, "# Post-mortem: release `{sha}`\n");
-        let _ = writeln!(md, "- **Command:** `canary {}`", command_name(self.command));
-        let _ = writeln!(
-            md,
-            "- **Outcome:** `{}` (exit {})",
-            self.outcome, self.exit_code
-        );
-        let _ = writeln!(md, "- **Reason:** {}", one_line(&self.reason));
-        if let Some(reason) = &self.manual_reason {
-            let _ = writeln!(md, "- **Manual promotion reason:** {}", one_line(reason));
-        }
-        let _ = writeln!(md, "\n## What the canary checks saw\n");
-        if self.tenants.is_empty() {
-            let _ = writeln!(md, "No canary tenant was checked.");
-        } else {
-            let (all, passed) = self.check_counts();
-            let _ = writeln!(
-                md,
-                "{passed} of {all} checks passed on {} tenants.\n",
-                self.tenants.len()
-            );
-            let _ = writeln!(md, "| tenant | check | status | expected | actual |");
-            let _ = writeln!(md, "|---|---|---|---|---|");
-            for t in &self.tenants {
-                for c in &t.checks {
-                    let _ = writeln!(
-                        md,
-                        "| {} | {} | {:?} | {} | {} |",
-                        cell(&t.url),
-                        cell(&c.name),
-                        c.status,
-                        cell(&c.expected),
-                        cell(&c.actual)
-                    );
-                }
-            }
-        }
-        let _ = writeln!(md, "\n## Images\n");
-        let _ = writeln!(md, "| image | staging | before | after | status |");
-        let _ = writeln!(md, "|---|---|---|---|---|");
-        for i in &self.images {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {:?} |",
-                cell(&i.image.to_string()),
-                opt_digest(i.staging_digest.as_ref()),
-                opt_digest(i.before.as_ref()),
-                opt_digest(i.after.as_ref()),
-                i.status
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `as_str` and serde agree on every variant, so a word read in the
+    /// terminal is the word a script finds in the JSON report.
+    fn same_as_serde<T: Serialize + Copy>(all: &[T], as_str: fn(T) -> &'static str) {
+        for v in all {
+            assert_eq!(
+                serde_json::to_value(v).unwrap(),
+                serde_json::Value::String(as_str(*v).to_string())
             );
         }
-        let _ = writeln!(md, "\n## Questions\n");
-        let _ = writeln!(
-            md,
-            "- Which commit broke, and what did it change? (`{sha}`)"
+    }
+
+    #[test]
+    fn every_status_has_one_spelling() {
+        same_as_serde(
+            &[
+                Command::Verify,
+                Command::Promote,
+                Command::Rollback,
+                Command::Smoke,
+            ],
+            Command::as_str,
         );
-        let _ = writeln!(
-            md,
-            "- Why didn't canary catch it? A new code path the smoke suite doesn't exercise, prod-only data, config drift between canary and prod, or a cross-tenant interaction?"
+        same_as_serde(
+            &[
+                ImageStatus::Unchanged,
+                ImageStatus::WouldMove,
+                ImageStatus::Moved,
+                ImageStatus::Restored,
+                ImageStatus::Mixed,
+            ],
+            ImageStatus::as_str,
         );
-        let _ = writeln!(md, "- Which check should the smoke suite grow so the same class of bug is caught next time?");
-        let _ = writeln!(md, "- Was `latest` rolled back (`canary rollback <sha>`), and when did prod tenants pick it up?");
-        md
+        same_as_serde(
+            &[
+                CheckStatus::Passed,
+                CheckStatus::Failed,
+                CheckStatus::Error,
+                CheckStatus::NotRun,
+            ],
+            CheckStatus::as_str,
+        );
+        same_as_serde(
+            &[
+                Outcome::Promoted,
+                Outcome::RolledBack,
+                Outcome::Passed,
+                Outcome::Skipped,
+                Outcome::Rejected,
+                Outcome::Inconclusive,
+                Outcome::Usage,
+                Outcome::Failed,
+                Outcome::Inconsistent,
+            ],
+            Outcome::as_str,
+        );
+        same_as_serde(
+            &[
+                State::Planned,
+                State::Prechecked,
+                State::AwaitingRollout,
+                State::Verifying,
+                State::Promoting,
+                State::Promoted,
+                State::Rejected,
+                State::Inconclusive,
+                State::Skipped,
+                State::Failed,
+                State::RolledBack,
+                State::Inconsistent,
+            ],
+            State::as_str,
+        );
+        assert_eq!(
+            Outcome::RolledBack.to_string(),
+            Outcome::RolledBack.as_str()
+        );
+        assert_eq!(State::AwaitingRollout.to_string(), "awaiting_rollout");
     }
-}
-
-fn command_name(c: Command) -> &'static str {
-    match c {
-        Command::Verify => "verify",
-        Command::Promote => "promote",
-        Command::Rollback => "rollback",
-        Command::Smoke => "smoke",
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.replace(['\r', '\n'], " ")
-}
-
-/// A Markdown table cell: one line, pipes escaped, at most 200 characters.
-fn cell(s: &str) -> String {
-    let s = one_line(s).replace('|', "\\|");
-    if s.chars().count() > 200 {
-        let cut: String = s.chars().take(200).collect();
-        format!("{cut}…")
-    } else {
-        s
-    }
-}
-
-fn opt_digest(d: Option<&Digest>) -> String {
-    d.map_or_else(|| "—".to_string(), |d| format!("`{}`", d.short()))
 }

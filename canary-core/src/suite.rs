@@ -35,6 +35,19 @@ pub enum CheckStatus {
     NotRun,
 }
 
+impl CheckStatus {
+    /// The status's one spelling, the same as in the JSON report and the
+    /// `failed-checks` step output (`not_run`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::Error => "error",
+            Self::NotRun => "not_run",
+        }
+    }
+}
+
 /// The result of one check against one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {

@@ -5,7 +5,7 @@ pub mod command;
 pub mod env;
 pub mod error;
 pub mod output;
-pub mod report;
+pub mod publish;
 pub mod summary;
 
 pub use command::{
@@ -16,5 +16,5 @@ pub use error::GhaError;
 pub use output::{
     append_outputs, delimiter, format_output, is_valid_name, parse_file_commands, write_outputs,
 };
-pub use report::{annotations_for, outputs_for, publish, write_tenant_groups, Published};
+pub use publish::{publish, Published, ANNOTATION_MESSAGE_LIMIT};
 pub use summary::{append_summary, fit_summary, SummaryWritten, SUMMARY_LIMIT};

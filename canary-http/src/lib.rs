@@ -1,2 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+mod ca;
+mod clock;
+mod retry;
+
+pub use ca::load_ca_bundle;
+pub use clock::SystemClock;
+pub use retry::{backoff, parse_retry_after, retry_after};

@@ -16,7 +16,7 @@ pub use manifest::{
     index_children, is_index, IndexChild, ACCEPT, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2,
     OCI_INDEX, OCI_MANIFEST,
 };
-pub use options::{RecordingSleeper, RegistryOptions, RetryPolicy, Sleeper, TokioSleeper};
+pub use options::{RegistryOptions, RetryPolicy};
 pub use stats::RequestStats;
 
 /// Entry points for the fuzz targets in `fuzz/` (see `FUZZING.md`): thin

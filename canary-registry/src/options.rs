@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use canary_core::Clock;
+use canary_http::SystemClock;
 
 use crate::credentials::Credentials;
 
@@ -13,8 +14,8 @@ use crate::credentials::Credentials;
 ///
 /// `Default` is anonymous, HTTPS-only (plain HTTP for loopback hosts),
 /// the built-in (Mozilla) root certificates, [`RetryPolicy::default`], a
-/// 30-second timeout per request.
-#[derive(Debug, Clone)]
+/// 30-second timeout per request, the [`SystemClock`].
+#[derive(Clone)]
 pub struct RegistryOptions {
     /// Registry hosts (`host` or `host:port`) that may be reached over plain
     /// HTTP. Loopback hosts (`127.0.0.0/8`, `::1`, `localhost`) always may.
@@ -31,6 +32,23 @@ pub struct RegistryOptions {
     pub timeout: Duration,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// What every wait between retries goes through, and whose time a
+    /// `Retry-After` date is measured against; tests pass core's
+    /// `ManualClock`, which returns at once and records each wait.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for RegistryOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryOptions")
+            .field("insecure", &self.insecure)
+            .field("ca_file", &self.ca_file)
+            .field("credentials", &self.credentials)
+            .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for RegistryOptions {
@@ -42,6 +60,7 @@ impl Default for RegistryOptions {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
             user_agent: format!("canary/{}", env!("CARGO_PKG_VERSION")),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -55,7 +74,9 @@ impl Default for RegistryOptions {
 /// replaces it when it is at most `max_delay`; a longer one ends the retries
 /// at once (the error says how long the registry asked to wait), so a run
 /// never blocks for longer than the policy allows.
-#[derive(Clone)]
+///
+/// The waits go through [`RegistryOptions::clock`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (1 = no retries).
     pub max_attempts: u32,
@@ -63,8 +84,6 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// The longest delay, for backoff and for `Retry-After`.
     pub max_delay: Duration,
-    /// What waits; tests inject a [`RecordingSleeper`] that returns at once.
-    pub sleeper: Arc<dyn Sleeper>,
 }
 
 impl RetryPolicy {
@@ -79,11 +98,7 @@ impl RetryPolicy {
     /// The backoff before retry number `retry` (1-based), with jitter in
     /// `[d/2, d]`; `unit` in `[0, 1)` is the random part.
     pub(crate) fn backoff(&self, retry: u32, unit: f64) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)));
-        let full = exp.min(self.max_delay);
-        full.mul_f64(0.5 + unit.clamp(0.0, 1.0) / 2.0)
+        canary_http::backoff(self.base_delay, self.max_delay, retry, unit)
     }
 }
 
@@ -93,68 +108,7 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
-            sleeper: Arc::new(TokioSleeper),
         }
-    }
-}
-
-impl fmt::Debug for RetryPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryPolicy")
-            .field("max_attempts", &self.max_attempts)
-            .field("base_delay", &self.base_delay)
-            .field("max_delay", &self.max_delay)
-            .field("sleeper", &self.sleeper)
-            .finish()
-    }
-}
-
-/// Waits between retries. Injected so tests never sleep.
-#[async_trait]
-pub trait Sleeper: Send + Sync + fmt::Debug {
-    /// Waits for `duration`.
-    async fn sleep(&self, duration: Duration);
-}
-
-/// Sleeps on the tokio timer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokioSleeper;
-
-#[async_trait]
-impl Sleeper for TokioSleeper {
-    async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
-    }
-}
-
-/// Returns at once and records every delay it was asked for.
-#[derive(Debug, Clone, Default)]
-pub struct RecordingSleeper {
-    delays: Arc<Mutex<Vec<Duration>>>,
-}
-
-impl RecordingSleeper {
-    /// A sleeper with no delays recorded.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Every delay asked for so far, in order.
-    pub fn delays(&self) -> Vec<Duration> {
-        self.delays
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-}
-
-#[async_trait]
-impl Sleeper for RecordingSleeper {
-    async fn sleep(&self, duration: Duration) {
-        self.delays
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(duration);
     }
 }
 
@@ -168,7 +122,6 @@ mod tests {
             max_attempts: 10,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
-            sleeper: Arc::new(RecordingSleeper::new()),
         };
         let close = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_micros(10);
         assert!(close(p.backoff(1, 0.999_999), Duration::from_millis(100)));

@@ -10,9 +10,7 @@ use canary_core::{
     GitSha, ImageRef, ManualClock, Outcome, Promoter, Reference, Registry, Release, ScriptedSuite,
     Secret, StaticFleet, Tag, TagTemplate,
 };
-use canary_registry::{
-    index_children, Credentials, OciRegistry, RecordingSleeper, RegistryOptions, RetryPolicy,
-};
+use canary_registry::{index_children, Credentials, OciRegistry, RegistryOptions, RetryPolicy};
 use canary_testkit::oci::{digest_of, inspect_raw, Fixture, Layout};
 use canary_testkit::real_registry::{AccessEntry, Mode, RealRegistry};
 
@@ -24,10 +22,7 @@ fn client(reg: &RealRegistry) -> OciRegistry {
     OciRegistry::new(RegistryOptions {
         ca_file: reg.ca_path(),
         credentials,
-        retry: RetryPolicy {
-            sleeper: Arc::new(RecordingSleeper::new()),
-            ..RetryPolicy::default()
-        },
+        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
         ..RegistryOptions::default()
     })
     .expect("options")
@@ -331,13 +326,13 @@ async fn unreachable_registry_is_a_transient_error_with_a_hint() {
         .local_addr()
         .unwrap()
         .port();
-    let sleeper = RecordingSleeper::new();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let client = OciRegistry::new(RegistryOptions {
         retry: RetryPolicy {
             max_attempts: 3,
-            sleeper: Arc::new(sleeper.clone()),
             ..RetryPolicy::default()
         },
+        clock: clock.clone(),
         ..RegistryOptions::default()
     })
     .unwrap();
@@ -351,5 +346,5 @@ async fn unreachable_registry_is_a_transient_error_with_a_hint() {
     );
     assert!(err.chain().contains("cannot connect"), "{}", err.chain());
     assert!(err.hint().unwrap().contains("running"), "{:?}", err.hint());
-    assert_eq!(sleeper.delays().len(), 2, "two backoffs for three attempts");
+    assert_eq!(clock.sleeps().len(), 2, "two backoffs for three attempts");
 }

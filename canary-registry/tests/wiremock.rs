@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use canary_core::{Digest, ErrorKind, ImageRef, Manifest, Reference, Registry, Secret, Tag};
+use canary_core::{
+    Digest, ErrorKind, ImageRef, Manifest, ManualClock, Reference, Registry, Secret, Tag,
+};
 use canary_registry::{
-    Credentials, OciRegistry, RecordingSleeper, RegistryOptions, RetryPolicy, DOCKER_MANIFEST_LIST,
+    Credentials, OciRegistry, RegistryOptions, RetryPolicy, DOCKER_MANIFEST_LIST,
     DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST,
 };
 use wiremock::matchers::{
@@ -33,7 +35,8 @@ fn digest_of(bytes: &[u8]) -> String {
 
 struct Setup {
     server: MockServer,
-    sleeper: RecordingSleeper,
+    /// Every retry waits through it: it returns at once and records the wait.
+    clock: Arc<ManualClock>,
 }
 
 impl Setup {
@@ -49,7 +52,7 @@ impl Setup {
             .await;
         Self {
             server,
-            sleeper: RecordingSleeper::new(),
+            clock: Arc::new(ManualClock::new(1_700_000_000_000)),
         }
     }
 
@@ -72,8 +75,8 @@ impl Setup {
                 max_attempts,
                 base_delay: Duration::from_millis(100),
                 max_delay: Duration::from_secs(10),
-                sleeper: Arc::new(self.sleeper.clone()),
             },
+            clock: self.clock.clone(),
             ..RegistryOptions::default()
         })
         .unwrap()
@@ -437,7 +440,7 @@ async fn rate_limit_and_unavailable_honour_retry_after_without_sleeping() {
         .unwrap();
     assert_eq!(m.bytes(), body.as_slice());
     assert_eq!(
-        s.sleeper.delays(),
+        s.clock.sleeps(),
         vec![Duration::from_secs(3), Duration::from_secs(2)]
     );
     assert!(
@@ -445,6 +448,39 @@ async fn rate_limit_and_unavailable_honour_retry_after_without_sleeping() {
         "nothing really slept"
     );
     assert_eq!(client.stats().retries, 2);
+}
+
+/// A `Retry-After` date is measured against the client's clock, not the
+/// machine's: the clock reads 2023-11-14 22:13:20, the date is 4 s later.
+#[tokio::test]
+async fn a_retry_after_date_is_measured_against_the_clock() {
+    let s = Setup::new().await;
+    s.open_ping().await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/acme/app/manifests/staging-1"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .insert_header("Retry-After", "Tue, 14 Nov 2023 22:13:24 GMT"),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .with_priority(1)
+        .mount(&s.server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/acme/app/manifests/staging-1"))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(1)
+        .with_priority(2)
+        .mount(&s.server)
+        .await;
+    let client = s.client(Credentials::anonymous());
+    let found = client
+        .head_manifest(&s.image("acme/app"), &staging())
+        .await
+        .unwrap();
+    assert_eq!(found, None);
+    assert_eq!(s.clock.sleeps(), vec![Duration::from_secs(4)]);
 }
 
 #[tokio::test]
@@ -464,7 +500,7 @@ async fn retries_are_bounded_with_growing_backoff() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transient, "{}", err.chain());
     assert!(err.message().contains("502"), "{}", err.message());
-    let delays = s.sleeper.delays();
+    let delays = s.clock.sleeps();
     assert_eq!(delays.len(), 3, "4 attempts, 3 waits: {delays:?}");
     for (i, d) in delays.iter().enumerate() {
         let full = Duration::from_millis(100) * 2u32.pow(u32::try_from(i).unwrap());
@@ -492,7 +528,7 @@ async fn a_retry_after_beyond_max_delay_stops_at_once() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited);
     assert!(err.hint().unwrap().contains("3600s"), "{:?}", err.hint());
-    assert!(s.sleeper.delays().is_empty());
+    assert!(s.clock.sleeps().is_empty());
 }
 
 #[tokio::test]
@@ -964,6 +1000,23 @@ async fn no_credential_appears_in_errors_debug_or_logs() {
         assert!(!shown.contains(secret), "`{secret}` leaked:\n{shown}");
     }
     assert!(!logs.0.lock().unwrap().is_empty(), "logs were captured");
+}
+
+/// One rule for CA bundles, shared with the smoke runner: an empty file is
+/// refused like a file of garbage, naming the file.
+#[test]
+fn an_empty_ca_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let e = OciRegistry::new(RegistryOptions {
+        ca_file: Some(empty),
+        ..RegistryOptions::default()
+    })
+    .unwrap_err();
+    assert!(e.input().contains("registry.ca_file"), "{e}");
+    assert!(e.input().contains("empty.pem"), "{e}");
+    assert!(e.problem().contains("no PEM certificate"), "{e}");
 }
 
 #[tokio::test]

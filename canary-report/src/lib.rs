@@ -1,2 +1,18 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+mod escape;
+pub mod github;
+mod json;
+mod junit;
+mod markdown;
+mod postmortem;
+pub mod status;
+pub mod terminal;
+pub mod words;
+
+pub use escape::{markdown_code, markdown_text};
+pub use json::json;
+pub use junit::junit;
+pub use markdown::{markdown, MAX_ROWS};
+pub use postmortem::postmortem;

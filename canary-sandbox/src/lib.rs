@@ -1,2 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+pub mod registry;
+pub mod server;
+pub mod tenant;
+
+pub use registry::{Registry, RegistryOptions};
+pub use server::Server;
+pub use tenant::{TenantFault, TenantOptions, TenantServer};

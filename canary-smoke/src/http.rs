@@ -1,9 +1,10 @@
 //! [`HttpSuite`]: runs a [`Suite`] against tenants over HTTP, and the
-//! rollout probe.
+//! rollout probe. How an answer is judged is in [`judge`].
+
+mod judge;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,17 +13,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use canary_core::clock::duration_ms;
 use canary_core::{
-    CheckResult, CheckStatus, Error, ErrorKind, RunContext, SmokeSuite, Tenant, UsageError,
+    CheckResult, CheckStatus, Clock, Error, ErrorKind, RunContext, SmokeSuite, Tenant, UsageError,
 };
+use canary_http::SystemClock;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
-use crate::suite::{Auth, Check, JsonExpect, JsonType, Suite};
+pub(crate) use self::judge::judge_answer;
+use self::judge::{judge, redact, scrub, short_json, snippet, Attempt};
+use crate::suite::{Auth, Check, Suite};
 use crate::template::Vars;
-
-/// How many characters of a response body a failure quotes.
-const BODY_SNIPPET_CHARS: usize = 300;
 
 /// How the rollout probe reads a tenant's version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ impl Default for ProbeConfig {
 }
 
 /// HTTP settings of a suite run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpOptions {
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
@@ -56,10 +57,27 @@ pub struct HttpOptions {
     /// The rollout probe.
     pub probe: ProbeConfig,
     /// Extra CA certificates (PEM bundle) to trust, for tenants behind a
-    /// private CA.
+    /// private CA. An empty or unparsable bundle is refused by
+    /// [`HttpSuite::new`].
     pub ca_file: Option<PathBuf>,
     /// The `User-Agent` sent.
     pub user_agent: String,
+    /// What the pause between a check's attempts (its `interval`) goes
+    /// through; tests pass core's `ManualClock`, which returns at once.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("default_timeout", &self.default_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("probe", &self.probe)
+            .field("ca_file", &self.ca_file)
+            .field("user_agent", &self.user_agent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for HttpOptions {
@@ -71,6 +89,7 @@ impl Default for HttpOptions {
             probe: ProbeConfig::default(),
             ca_file: None,
             user_agent: format!("canary/{}", env!("CARGO_PKG_VERSION")),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -101,8 +120,8 @@ impl std::fmt::Debug for HttpSuite {
 }
 
 impl HttpSuite {
-    /// A runner for `suite`. Fails on a bad probe setting or an unreadable
-    /// CA file, before any request.
+    /// A runner for `suite`. Fails on a bad probe setting or a CA file that
+    /// cannot be read or holds no certificate, before any request.
     pub fn new(suite: Suite, options: HttpOptions) -> Result<Self, UsageError> {
         if !options.probe.path.starts_with('/') {
             return Err(UsageError::new(
@@ -127,21 +146,7 @@ impl HttpSuite {
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(30));
         if let Some(path) = &options.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                UsageError::new(
-                    format!("CA file `{}`", path.display()),
-                    format!("cannot be read: {e}"),
-                    "point ca_file at a PEM bundle",
-                )
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                UsageError::new(
-                    format!("CA file `{}`", path.display()),
-                    format!("is not a PEM bundle: {e}"),
-                    "point ca_file at a PEM file of CA certificates",
-                )
-            })?;
-            for cert in certs {
+            for cert in canary_http::load_ca_bundle("ca_file", path)? {
                 builder = builder.add_root_certificate(cert);
             }
         }
@@ -189,65 +194,6 @@ fn nonce(run_id: &str, tenant: &str) -> String {
     format!("{:08x}{:012x}", run >> 32, per_tenant >> 16)
 }
 
-/// How one attempt ended.
-enum Attempt {
-    Passed(Vec<(String, Value)>),
-    /// The tenant answered wrong: the problems, and what it answered.
-    Failed(String),
-    /// No answer: transport error or timeout.
-    NoAnswer(String),
-}
-
-/// Replaces every occurrence of the token with `***`.
-fn redact(text: &str, token: &str) -> String {
-    if token.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(token, "***")
-    }
-}
-
-/// The body with every occurrence of the token replaced by `***`.
-fn scrub(body: Vec<u8>, token: &str) -> Vec<u8> {
-    let needle = token.as_bytes();
-    if needle.is_empty() || !body.windows(needle.len()).any(|w| w == needle) {
-        return body;
-    }
-    let mut out = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while i < body.len() {
-        if body[i..].starts_with(needle) {
-            out.extend_from_slice(b"***");
-            i += needle.len();
-        } else {
-            out.push(body[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
-/// A body for a failure message: control characters blanked, truncated.
-fn snippet(body: &[u8], truncated_at_limit: bool) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == BODY_SNIPPET_CHARS {
-            let _ = write!(out, "… ({} bytes)", body.len());
-            return out;
-        }
-        out.push(if c.is_control() { ' ' } else { c });
-    }
-    if truncated_at_limit {
-        out.push_str("… (over the size limit)");
-    }
-    if out.trim().is_empty() {
-        "(empty)".to_string()
-    } else {
-        out
-    }
-}
-
 fn describe_transport(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         return format!("no answer within {}", humantime::format_duration(timeout));
@@ -271,97 +217,6 @@ fn describe_transport(e: &reqwest::Error, timeout: Duration) -> String {
         source = s.source();
     }
     out
-}
-
-/// Numbers compare by value (`1` equals `1.0`); everything else exactly.
-/// Two integers compare exactly: as `f64`, integers above 2^53 that differ
-/// would be equal.
-fn json_eq(left: &Value, right: &Value) -> bool {
-    match (left, right) {
-        (Value::Number(l), Value::Number(r)) => {
-            l == r
-                || ((l.is_f64() || r.is_f64())
-                    && matches!((l.as_f64(), r.as_f64()), (Some(lf), Some(rf))
-                        if (lf - rf).abs() <= f64::EPSILON * lf.abs().max(1.0)))
-        }
-        (Value::Array(l), Value::Array(r)) => {
-            l.len() == r.len() && l.iter().zip(r).all(|(x, y)| json_eq(x, y))
-        }
-        (Value::Object(l), Value::Object(r)) => {
-            l.len() == r.len()
-                && l.iter()
-                    .all(|(k, v)| r.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => left == right,
-    }
-}
-
-fn json_contains(haystack: &Value, needle: &Value) -> bool {
-    match (haystack, needle) {
-        (Value::String(h), Value::String(n)) => h.contains(n.as_str()),
-        (Value::Array(items), n) => items.iter().any(|i| json_eq(i, n)),
-        (Value::Object(map), Value::String(key)) => map.contains_key(key),
-        _ => false,
-    }
-}
-
-fn short_json(value: &Value) -> String {
-    let s = value.to_string();
-    if s.chars().count() > 80 {
-        let mut t: String = s.chars().take(80).collect();
-        t.push('…');
-        t
-    } else {
-        s
-    }
-}
-
-/// The problems with `body` against one `expect.json` entry, if any.
-fn check_json(e: &JsonExpect, body: &Value, vars: &Vars) -> Option<String> {
-    let nodes = e.path.query(body).all();
-    let subject = if e.source == "$" {
-        "body"
-    } else {
-        e.source.as_str()
-    };
-    if !e.exists {
-        return (!nodes.is_empty()).then(|| format!("{subject} exists ({})", short_json(nodes[0])));
-    }
-    if nodes.is_empty() {
-        return Some(format!("{subject} is missing"));
-    }
-    // Several nodes are compared as the array of them.
-    let value = if nodes.len() == 1 {
-        nodes[0].clone()
-    } else {
-        Value::Array(nodes.iter().map(|v| (*v).clone()).collect())
-    };
-    if let Some(ty) = e.ty {
-        if let Some(bad) = nodes.iter().find(|v| JsonType::of(v) != ty) {
-            return Some(format!(
-                "{subject} is {} ({})",
-                JsonType::of(bad),
-                short_json(bad)
-            ));
-        }
-    }
-    if let Some(expected) = &e.equals {
-        let expected = expected.render(vars);
-        if !json_eq(&value, &expected) {
-            return Some(format!("{subject} is {}", short_json(&value)));
-        }
-    }
-    if let Some(needle) = &e.contains {
-        let needle = needle.render(vars);
-        if !json_contains(&value, &needle) {
-            return Some(format!(
-                "{subject} does not contain {} ({})",
-                short_json(&needle),
-                short_json(&value)
-            ));
-        }
-    }
-    None
 }
 
 impl Inner {
@@ -444,7 +299,7 @@ impl Inner {
         // Redact before anything is cut or quoted, so no prefix of an echoed
         // token survives a truncated snippet.
         let body = scrub(body, tenant.token().expose());
-        Self::judge(
+        judge(
             check,
             status,
             &body,
@@ -452,65 +307,6 @@ impl Inner {
             self.options.max_body_bytes,
             vars,
         )
-    }
-
-    fn judge(
-        check: &Check,
-        status: u16,
-        body: &[u8],
-        over: bool,
-        max_body_bytes: usize,
-        vars: &Vars,
-    ) -> Attempt {
-        if !check.expect.status.iter().any(|s| s.matches(status)) {
-            // A wrong status says it all; what the body lacks is noise.
-            return Attempt::Failed(format!("status {status}, body: {}", snippet(body, over)));
-        }
-        let mut problems = Vec::new();
-        let wants_json = !check.expect.json.is_empty() || !check.captures.is_empty();
-        let mut captures = Vec::new();
-        if wants_json {
-            if over {
-                problems.push(format!(
-                    "body is larger than the limit of {max_body_bytes} bytes"
-                ));
-            } else {
-                match serde_json::from_slice::<Value>(body) {
-                    Err(e) => problems.push(format!("body is not JSON ({e})")),
-                    Ok(json) => {
-                        for e in &check.expect.json {
-                            problems.extend(check_json(e, &json, vars));
-                        }
-                        for (name, source, path) in &check.captures {
-                            match path.query(&json).all().first() {
-                                Some(v) => captures.push((name.clone(), (*v).clone())),
-                                None => problems
-                                    .push(format!("{source} (captured as `{name}`) is missing")),
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let text = String::from_utf8_lossy(body);
-        for t in &check.expect.body_contains {
-            let needle = t.render(vars, false);
-            if !text.contains(&needle) {
-                if over {
-                    problems.push(format!(
-                        "body does not contain {needle:?} within the first {max_body_bytes} bytes"
-                    ));
-                } else {
-                    problems.push(format!("body does not contain {needle:?}"));
-                }
-            }
-        }
-        if problems.is_empty() {
-            return Attempt::Passed(captures);
-        }
-        let mut actual = problems.join("; ");
-        let _ = write!(actual, "; status {status}, body: {}", snippet(body, over));
-        Attempt::Failed(actual)
     }
 
     async fn run_check(
@@ -536,7 +332,7 @@ impl Inner {
                 of = attempts_max,
                 "attempt did not pass; retrying"
             );
-            tokio::time::sleep(check.interval).await;
+            self.options.clock.sleep(check.interval).await;
         }
         let expected = check.describe(|t| t.render(vars, false), |j| j.render(vars));
         let token = tenant.token().expose();
@@ -795,26 +591,60 @@ impl SmokeSuite for HttpSuite {
     }
 }
 
-/// How an answer is judged, without a client (for the fuzz targets): the
-/// captured values when every expectation holds, else the failure message.
-pub(crate) fn judge_answer(
-    check: &Check,
-    status: u16,
-    body: &[u8],
-    over: bool,
-    max_body_bytes: usize,
-    vars: &Vars,
-) -> Result<Vec<(String, Value)>, String> {
-    match Inner::judge(check, status, body, over, max_body_bytes, vars) {
-        Attempt::Passed(captures) => Ok(captures),
-        Attempt::Failed(problems) | Attempt::NoAnswer(problems) => Err(problems),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use canary_core::{ManualClock, Secret};
+    use canary_testkit::tenant::{TenantFault, TenantOptions, TenantServer};
+
+    /// The pause between a check's attempts goes through the options'
+    /// clock: an hour-long interval costs a test clock nothing.
+    #[tokio::test]
+    async fn retries_wait_through_the_clock() {
+        const SHA: &str = "4c1d56e0123456789abcdef0123456789abcdef0";
+        let server = TenantServer::start(TenantOptions {
+            token: "tok-clock".to_string(),
+            version: SHA.to_string(),
+            fault: TenantFault::Flaky(2),
+        })
+        .await;
+        let hour = Duration::from_secs(3600);
+        let suite = Suite::builtin("workspace-server")
+            .unwrap()
+            .with_retries(2, hour)
+            .with_timeout(Duration::from_secs(5));
+        let clock = Arc::new(ManualClock::new(0));
+        let runner = HttpSuite::new(
+            suite,
+            HttpOptions {
+                clock: clock.clone(),
+                ..HttpOptions::default()
+            },
+        )
+        .unwrap();
+        let context = RunContext {
+            sha: Some(SHA.parse().unwrap()),
+            run_id: "clock-run".to_string(),
+        };
+        let started = Instant::now();
+        let results = runner
+            .run(
+                &Tenant::new(server.url(), Secret::new("tok-clock")),
+                &context,
+            )
+            .await;
+        assert!(
+            results.iter().all(|r| r.status == CheckStatus::Passed),
+            "{results:#?}"
+        );
+        assert_eq!(results[0].attempts, 3, "two 503s, then a pass");
+        assert_eq!(clock.sleeps(), vec![hour, hour], "one pause per retry");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing really slept: {:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn nonces_are_hex_and_unique() {
@@ -825,56 +655,5 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a[..8], b[..8]);
         assert_ne!(a[..8], nonce("run-2", "https://a")[..8]);
-    }
-
-    #[test]
-    fn snippets_are_bounded_and_clean() {
-        let long = "x".repeat(1000);
-        let s = snippet(long.as_bytes(), false);
-        assert!(s.starts_with(&"x".repeat(BODY_SNIPPET_CHARS)));
-        assert!(s.ends_with("(1000 bytes)"), "{s}");
-        assert_eq!(snippet(b"a\x1b[31mb\n", false), "a [31mb ");
-        assert_eq!(snippet(b"", false), "(empty)");
-        assert_eq!(redact("Bearer s3cret!", "s3cret"), "Bearer ***!");
-        assert_eq!(redact("x", ""), "x");
-        // An echoed token straddling the snippet's cut must not leave a prefix.
-        let token = "tok-0123456789";
-        let body = format!("{}{token}", "y".repeat(BODY_SNIPPET_CHARS - 4)).into_bytes();
-        let s = snippet(&scrub(body, token), false);
-        assert!(!s.contains("tok-"), "{s}");
-        assert_eq!(scrub(b"a tok b tok".to_vec(), "tok"), b"a *** b ***");
-    }
-
-    #[test]
-    fn json_comparisons() {
-        assert!(json_eq(&json!(1), &json!(1.0)));
-        assert!(json_eq(&json!({"a": [1, "x"]}), &json!({"a": [1.0, "x"]})));
-        assert!(!json_eq(&json!("1"), &json!(1)));
-        assert!(json_contains(&json!("abc"), &json!("b")));
-        assert!(json_contains(&json!([1, 2]), &json!(2)));
-        assert!(json_contains(&json!({"k": 1}), &json!("k")));
-        assert!(!json_contains(&json!(5), &json!(5)));
-    }
-
-    /// Found by `cargo fuzz run json_expect`: an `equals` integer a few
-    /// units away from the body's 7290609220566515194 passed, as both round
-    /// to the same `f64`.
-    #[test]
-    fn big_integers_compare_exactly() {
-        assert!(!json_eq(
-            &json!(7_290_609_220_566_515_194_i64),
-            &json!(7_290_609_220_566_515_195_i64)
-        ));
-        assert!(!json_eq(
-            &json!(9_007_199_254_740_993_u64),
-            &json!(9_007_199_254_740_992_u64)
-        ));
-        assert!(!json_eq(
-            &json!(-9_007_199_254_740_993_i64),
-            &json!(-9_007_199_254_740_992_i64)
-        ));
-        assert!(json_eq(&json!(u64::MAX), &json!(u64::MAX)));
-        assert!(json_eq(&json!(3), &json!(3.0)));
-        assert!(json_eq(&json!(-3.0), &json!(-3)));
     }
 }

@@ -1,14 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-mod clock;
 mod fleet;
 mod http;
-pub mod render;
 mod suite;
 mod template;
 
-pub use clock::SystemClock;
+/// The real clock, shared by every HTTP adapter; re-exported so callers
+/// that build a `Promoter` with this crate need no other import.
+pub use canary_http::SystemClock;
 pub use fleet::{
     fleet_from_config, fleet_from_env, fleet_from_lists, DEFAULT_TOKENS_VAR, DEFAULT_URLS_VAR,
 };

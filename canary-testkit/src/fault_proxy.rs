@@ -44,7 +44,7 @@
 //! ```no_run
 //! # #[tokio::main(flavor = "multi_thread")]
 //! # async fn main() {
-//! use canary_testkit::fake_registry::FaultKind;
+//! use canary_testkit::faults::FaultKind;
 //! use canary_testkit::fault_proxy::FaultProxy;
 //! use canary_testkit::real_registry::RealRegistry;
 //!
@@ -68,7 +68,7 @@ use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, Response, StatusCode};
 use axum::Router;
 
-use crate::fake_registry::{Fault, FaultKind, FaultPlan, FaultServer, RecordedRequest};
+use crate::faults::{Fault, FaultKind, FaultPlan, FaultServer, RecordedRequest};
 use crate::real_registry::RealRegistry;
 
 /// How many requests a persistent fault ([`FaultProxy::fail_from`]) covers.

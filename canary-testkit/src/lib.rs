@@ -3,6 +3,12 @@
 
 pub mod fake_registry;
 pub mod fault_proxy;
+pub mod faults;
 pub mod oci;
 pub mod real_registry;
-pub mod tenant;
+#[cfg(test)]
+mod test_http;
+
+/// The reference tenant server, from the sandbox (re-exported so tests
+/// name one kit).
+pub use canary_sandbox::tenant;

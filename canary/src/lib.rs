@@ -1,2 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+pub mod env;
+pub mod gate;
+pub mod settings;
+
+pub use canary_core as core;
+pub use canary_report as report;
+pub use env::Env;
+pub use gate::{read_report, run_id, Gate, SecretSink, SmokeTarget, Spelling};
+pub use settings::{
+    load_file, setting, Overrides, Setting, Settings, Source, Sourced, SuiteChoice,
+};

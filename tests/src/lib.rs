@@ -3,9 +3,8 @@
 //! reference tenants on loopback.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::SystemTime;
 
 use canary_testkit::oci::{self, Fixture};
 use canary_testkit::real_registry::{Mode, RealRegistry};
@@ -20,76 +19,82 @@ pub const REPOS: [&str; 2] = ["acme/platform", "acme/tenant"];
 /// The tenants' admin token; tests search every output for it.
 pub const TENANT_TOKEN: &str = "tenant-admin-TOKEN-7d1e0c";
 
-/// The `canary` binary: `$CANARY_BIN`, or `target/<profile>/canary` when it
-/// is newer than every source file of the workspace (a workspace test run
-/// has just built it), else built now with `cargo build`.
+/// The `canary` binary under test: `$CANARY_BIN` when set (a binary built
+/// elsewhere, e.g. a release build), else the one `cargo build -p
+/// canary-cli --bin canary` produces, built once per test process.
+///
+/// Why cargo and not a freshness check of our own: cargo's fingerprints see
+/// every input of the binary — sources, manifests, features, and files
+/// pulled in with `include_str!` such as the embedded suites — so the binary
+/// under test cannot be stale; comparing modification times of `.rs` and
+/// `Cargo.toml` files could not (an edited suite TOML went unseen). When
+/// nothing changed the build is a no-op of well under a second. It uses the
+/// profile this test was built with and cargo's own choice of target
+/// directory (`CARGO_TARGET_DIR` and `.cargo/config` are inherited), and
+/// the path is the one cargo reports, not a guess. `CARGO_BIN_EXE_canary`
+/// is not an option: cargo sets it only for tests of the package that owns
+/// the binary.
+///
+/// It builds into its own target directory (`<target>/e2e`): a workspace
+/// test build unifies features differently (dev-dependencies turn on more
+/// of hyper), so sharing `target/debug/canary` would rebuild it back and
+/// forth and could replace it while `canary-cli`'s own tests run it.
 pub fn canary_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         if let Some(p) = std::env::var_os("CANARY_BIN") {
             return PathBuf::from(p);
         }
-        // target/<profile>/deps/<test> → target/<profile>/canary
-        let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("target dir")
-            .to_path_buf();
-        let bin = profile_dir.join("canary");
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root");
-        let fresh = std::fs::metadata(&bin)
-            .and_then(|m| m.modified())
-            .is_ok_and(|built| newest_source(workspace).is_none_or(|src| src <= built));
-        if !fresh {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "-q", "-p", "canary-cli", "--bin", "canary"])
-                .current_dir(workspace)
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build -p canary-cli failed");
-        }
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "canary-cli", "--bin", "canary"])
+            .args(["--profile", &test_profile()])
+            .arg("--message-format=json-render-diagnostics")
+            .current_dir(workspace)
+            .env("CARGO_TARGET_DIR", target_dir().join("e2e"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(out.status.success(), "cargo build -p canary-cli failed");
+        let bin = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "canary")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no executable for the canary binary");
         assert!(bin.exists(), "{} missing", bin.display());
         bin
     })
     .clone()
 }
 
-/// The modification time of the newest `.rs` or `Cargo.toml` of the
-/// workspace's crates.
-fn newest_source(workspace: &Path) -> Option<SystemTime> {
-    fn walk(dir: &Path, newest: &mut Option<SystemTime>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name();
-            if path.is_dir() {
-                if name != "target" && !name.to_string_lossy().starts_with('.') {
-                    walk(&path, newest);
-                }
-            } else if path.extension().is_some_and(|e| e == "rs") || name == "Cargo.toml" {
-                if let Ok(t) = entry.metadata().and_then(|m| m.modified()) {
-                    *newest = Some(newest.map_or(t, |n| n.max(t)));
-                }
-            }
-        }
+/// The target directory this test binary was built in:
+/// `<target>/[<triple>/]<profile dir>/deps/<test>`.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.ancestors()
+        .nth(3)
+        .expect("the test binary lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The cargo profile this test binary was built with, read from its path:
+/// `<target>/[<triple>/]<profile dir>/deps/<test>`, where the `dev` profile's
+/// directory is `debug` and every other profile's is its name.
+fn test_profile() -> String {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|d| d.to_str())
+        .expect("the test binary lives in <target>/<profile>/deps");
+    match dir {
+        "debug" => "dev".to_string(),
+        profile => profile.to_string(),
     }
-    let mut newest = None;
-    for krate in [
-        "canary-core",
-        "canary-registry",
-        "canary-smoke",
-        "canary-gha",
-        "canary-cli",
-        "canary-testkit",
-    ] {
-        walk(&workspace.join(krate), &mut newest);
-    }
-    newest
 }
 
 /// A registry with two releases of two images pushed by skopeo, `latest` on

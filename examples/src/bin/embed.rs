@@ -1,25 +1,21 @@
-//! Embedding canary in another Rust tool: the promotion engine against the
-//! in-process fake OCI registry and two reference tenants, through the same
-//! adapters the CLI uses. Runs in CI.
+//! Embedding canary in another Rust tool: what `canary verify` does, in a
+//! few lines, through the `canary` facade — settings in, a ready gate out.
+//! Runs against the in-process sandbox registry and two reference tenants.
+//! Runs in CI.
 
 #![allow(clippy::print_stdout)]
 
-use std::sync::Arc;
-
-use canary_core::promoter::{Policy, VerifyOptions};
-use canary_core::{
-    GitSha, ImageRef, Outcome, Promoter, Release, Secret, StaticFleet, TagTemplate, Tenant,
-};
-use canary_registry::{Credentials, OciRegistry, RegistryOptions};
-use canary_smoke::{HttpOptions, HttpSuite, Suite, SystemClock};
-use canary_testkit::fake_registry::FakeRegistry;
-use canary_testkit::tenant::{TenantFault, TenantOptions, TenantServer};
+use canary::{Env, Gate, Overrides, Settings};
+use canary_core::Outcome;
+use canary_sandbox::tenant::{TenantFault, TenantOptions, TenantServer};
+use canary_sandbox::Registry;
 
 const SHA: &str = "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90";
 
 #[tokio::main]
 async fn main() {
-    let registry = FakeRegistry::start().await;
+    // The world: a registry holding the release, two tenants running it.
+    let registry = Registry::start().await;
     let digest = registry.push_image("acme/app", &format!("staging-{SHA}"), "embed");
     let mut tenants = Vec::new();
     for _ in 0..2 {
@@ -32,40 +28,28 @@ async fn main() {
             .await,
         );
     }
-    let fleet = StaticFleet::new(
-        tenants
-            .iter()
-            .map(|t| Tenant::new(t.url(), Secret::new("embed-token")))
-            .collect(),
-    );
-    let oci = OciRegistry::new(RegistryOptions {
-        credentials: Credentials::anonymous(),
-        ..RegistryOptions::default()
-    })
-    .expect("registry options");
-    let image = ImageRef::parse(&format!("{}/acme/app", registry.host())).expect("image");
-    oci.check_image(&image).expect("image allowed");
-    let suite = HttpSuite::new(
-        Suite::builtin("workspace-server").expect("built-in suite"),
-        HttpOptions::default(),
-    )
-    .expect("suite");
-    let promoter = Promoter::new(
-        Arc::new(oci),
-        Arc::new(fleet),
-        Arc::new(suite),
-        Arc::new(SystemClock),
-    )
-    .with_policy(Policy::default());
-    let release = Release::new(
-        GitSha::parse(SHA).expect("sha"),
-        vec![image],
-        TagTemplate::parse("staging-{sha}").expect("template"),
-        TagTemplate::parse("latest").expect("template"),
-    )
-    .expect("release");
-    let report = promoter.verify(&release, &VerifyOptions::default()).await;
-    println!("outcome: {} — {}", report.outcome, report.reason);
+    let urls: Vec<String> = tenants.iter().map(TenantServer::url).collect();
+
+    // The embedding: what the user gave, an environment holding the fleet
+    // (the process environment in a real tool), one call.
+    let overrides = Overrides {
+        images: vec![format!("{}/acme/app", registry.host())],
+        ..Overrides::default()
+    };
+    let env = Env::from_pairs([
+        ("CANARY_TENANT_URLS", urls.join(",")),
+        (
+            "CANARY_TENANT_TOKENS",
+            "embed-token,embed-token".to_string(),
+        ),
+    ]);
+    let settings = Settings::resolve(&overrides, &env, None).expect("settings");
+    let report = Gate::new(settings, env)
+        .verify(SHA, false)
+        .await
+        .expect("valid input");
+
+    print!("{}", canary::report::terminal::summary(&report, false));
     assert_eq!(report.outcome, Outcome::Promoted);
     assert_eq!(
         registry.tag_digest("acme/app", "latest").as_deref(),

@@ -2,8 +2,6 @@
 //! against reference tenants; JSON, JUnit and Markdown are rendered from
 //! the one report, parsed back, and searched for the tokens.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +10,33 @@ use canary_core::{
     Promoter, PromotionReport, Release, Rollout, Secret, StaticFleet, Tag, TagTemplate, Tenant,
     VerifyOptions,
 };
-use canary_smoke::{render, HttpSuite, SystemClock};
-use canary_testkit::tenant::{TenantFault, TenantServer};
-use common::{builtin_fast, runner, tenant_with_token, VERSION};
+use canary_report as render;
+use canary_smoke::{HttpOptions, HttpSuite, Suite, SystemClock};
+use canary_testkit::tenant::{TenantFault, TenantOptions, TenantServer};
+
+/// The version healthy reference tenants report.
+const VERSION: &str = "4c1d56e0123456789abcdef0123456789abcdef0";
+
+async fn tenant_with_token(fault: TenantFault, token: &str) -> TenantServer {
+    TenantServer::start(TenantOptions {
+        token: token.to_string(),
+        version: VERSION.to_string(),
+        fault,
+    })
+    .await
+}
+
+/// The built-in suite, with no retries and short timeouts so tests are fast.
+fn builtin_fast() -> Suite {
+    Suite::builtin("workspace-server")
+        .unwrap()
+        .with_retries(0, Duration::from_millis(10))
+        .with_timeout(Duration::from_secs(5))
+}
+
+fn runner(suite: Suite) -> HttpSuite {
+    HttpSuite::new(suite, HttpOptions::default()).unwrap()
+}
 
 /// Each tenant has its own token; none may show up in any output.
 const TOKENS: [&str; 3] = [

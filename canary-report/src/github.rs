@@ -1,22 +1,15 @@
-//! From a [`PromotionReport`] to what the runner shows: step outputs,
-//! annotations, per-tenant log groups, and the summary.
+//! What a GitHub Actions run shows and passes on, as data: step outputs as
+//! `(name, value)` pairs, annotations as [`Annotation`]s, and the
+//! per-tenant log groups. `canary-gha` writes them (escaping, masking,
+//! files); this module only decides what they say.
 
 use std::io::Write;
 
-use canary_core::machine::Outcome;
-use canary_core::report::ImageStatus;
-use canary_core::suite::CheckStatus;
-use canary_core::PromotionReport;
+use canary_core::{CheckStatus, Digest, ImageReport, ImageStatus, Outcome, PromotionReport};
+use canary_gha::{Annotation, Commands, GhaError, GithubEnv, Published, ANNOTATION_MESSAGE_LIMIT};
 use serde_json::{json, Map, Value};
 
-use crate::command::{Annotation, Commands};
-use crate::env::GithubEnv;
-use crate::error::GhaError;
-use crate::output::append_outputs;
-use crate::summary::{append_summary, SummaryWritten};
-
-/// The longest annotation message written; longer ones are cut with `…`.
-pub const ANNOTATION_MESSAGE_LIMIT: usize = 4096;
+use crate::words;
 
 /// The step outputs for `report`, in this order:
 ///
@@ -34,8 +27,8 @@ pub const ANNOTATION_MESSAGE_LIMIT: usize = 4096;
 /// `failed-checks` leaves out expected/actual on purpose: they quote tenant
 /// responses, and outputs are often interpolated into later scripts. The
 /// annotations and the report carry them.
-pub fn outputs_for(report: &PromotionReport, report_path: Option<&str>) -> Vec<(String, String)> {
-    let digests = |pick: fn(&canary_core::ImageReport) -> Option<String>| {
+pub fn outputs(report: &PromotionReport, report_path: Option<&str>) -> Vec<(String, String)> {
+    let digests = |pick: fn(&ImageReport) -> Option<String>| {
         let mut pairs: Vec<(String, Value)> = report
             .images
             .iter()
@@ -58,14 +51,14 @@ pub fn outputs_for(report: &PromotionReport, report_path: Option<&str>) -> Vec<(
             // serde_json's `preserve_order` is enabled in the build.
             json!({
                 "check": check.name,
-                "status": status_name(check.status),
+                "status": check.status.as_str(),
                 "tenant": tenant.url,
             })
         })
         .collect();
     let promoted = report.outcome.moved() && !report.dry_run;
     vec![
-        ("outcome".into(), report.outcome.to_string()),
+        ("outcome".into(), report.outcome.as_str().to_string()),
         ("exit-code".into(), report.exit_code.to_string()),
         (
             "sha".into(),
@@ -87,15 +80,6 @@ pub fn outputs_for(report: &PromotionReport, report_path: Option<&str>) -> Vec<(
         ("report-path".into(), report_path.unwrap_or("").to_string()),
         ("failed-checks".into(), Value::Array(failed).to_string()),
     ]
-}
-
-fn status_name(status: CheckStatus) -> &'static str {
-    match status {
-        CheckStatus::Passed => "passed",
-        CheckStatus::Failed => "failed",
-        CheckStatus::Error => "error",
-        CheckStatus::NotRun => "not_run",
-    }
 }
 
 fn clip(text: &str, limit: usize) -> String {
@@ -126,11 +110,13 @@ fn short_sha(report: &PromotionReport) -> String {
 ///   passed), `::warning` when verification was skipped, `::error` for
 ///   `rejected`, `inconclusive`, `usage`, `failed` and `inconsistent`, with
 ///   the reason and, where known, the error and how to fix it.
-pub fn annotations_for(report: &PromotionReport) -> Vec<Annotation> {
+///
+/// Messages are cut at [`ANNOTATION_MESSAGE_LIMIT`] bytes.
+pub fn annotations(report: &PromotionReport) -> Vec<Annotation> {
     let mut out = Vec::new();
     for (tenant, check) in report.failed_checks() {
         let message = if check.status == CheckStatus::Error {
-            format!("no verdict: {}", check.actual)
+            format!("{}: {}", words::check(check.status), check.actual)
         } else {
             format!("expected {}; got {}", check.expected, check.actual)
         };
@@ -144,15 +130,12 @@ pub fn annotations_for(report: &PromotionReport) -> Vec<Annotation> {
         .iter()
         .filter(|i| i.status == ImageStatus::Mixed)
     {
-        let d = |d: &Option<canary_core::Digest>| {
-            d.as_ref()
-                .map_or_else(|| "unknown".to_string(), ToString::to_string)
-        };
+        let d = |d: Option<&Digest>| d.map_or_else(|| "unknown".to_string(), ToString::to_string);
         let mut message = format!(
             "latest is at {} (was {}, release {})",
-            d(&image.after),
-            d(&image.before),
-            d(&image.staging_digest)
+            d(image.after.as_ref()),
+            d(image.before.as_ref()),
+            d(image.staging_digest.as_ref())
         );
         if let Some(e) = &image.error {
             message.push_str(": ");
@@ -165,10 +148,11 @@ pub fn annotations_for(report: &PromotionReport) -> Vec<Annotation> {
     }
 
     let sha = short_sha(report);
+    let outcome = report.outcome.as_str();
     let title = if sha.is_empty() {
-        format!("canary: {}", report.outcome)
+        format!("canary: {outcome}")
     } else {
-        format!("canary: {} {sha}", report.outcome)
+        format!("canary: {outcome} {sha}")
     };
     let mut message = report.reason.clone();
     if let Some(error) = &report.error {
@@ -220,14 +204,9 @@ pub fn write_tenant_groups<W: Write>(
             commands.line(&format!("version: {version}"))?;
         }
         for check in &tenant.checks {
-            let mark = match check.status {
-                CheckStatus::Passed => "ok  ",
-                CheckStatus::Failed => "FAIL",
-                CheckStatus::Error => "ERR ",
-                CheckStatus::NotRun => "skip",
-            };
             commands.line(&format!(
-                "{mark} {} ({} ms, {} attempt{})",
+                "{} {} ({} ms, {} attempt{})",
+                words::check_mark(check.status),
                 check.name,
                 check.duration_ms,
                 check.attempts,
@@ -243,21 +222,11 @@ pub fn write_tenant_groups<W: Write>(
     Ok(())
 }
 
-/// What [`publish`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    /// Annotations written.
-    pub annotations: usize,
-    /// Outputs written to `$GITHUB_OUTPUT` (0 when it is not set).
-    pub outputs: usize,
-    /// The summary write, when `$GITHUB_STEP_SUMMARY` is set.
-    pub summary: Option<SummaryWritten>,
-}
-
-/// Hands `report` to the runner: annotations on `commands`, outputs to
-/// `$GITHUB_OUTPUT`, `markdown` (the report rendered elsewhere) to
-/// `$GITHUB_STEP_SUMMARY`, each skipped when the runner did not set the
-/// file. Secrets masked on `commands` are redacted from all three.
+/// Hands `report` to the runner through [`canary_gha::publish()`]: its
+/// [`annotations`] on `commands`, its [`outputs`] to `$GITHUB_OUTPUT`, and
+/// `markdown` (usually [`crate::markdown`] of the same report) to
+/// `$GITHUB_STEP_SUMMARY`. Secrets masked on `commands` are redacted from
+/// all three.
 pub fn publish<W: Write>(
     commands: &mut Commands<W>,
     env: &GithubEnv,
@@ -265,30 +234,11 @@ pub fn publish<W: Write>(
     report_path: Option<&str>,
     markdown: &str,
 ) -> Result<Published, GhaError> {
-    let annotations = annotations_for(report);
-    for annotation in &annotations {
-        commands.annotate(annotation)?;
-    }
-    commands.flush()?;
-    let mut outputs = 0;
-    if let Some(path) = &env.output {
-        let values: Vec<(String, String)> = outputs_for(report, report_path)
-            .into_iter()
-            .map(|(k, v)| {
-                let v = commands.redact(&v).into_owned();
-                (k, v)
-            })
-            .collect();
-        append_outputs(path, &values)?;
-        outputs = values.len();
-    }
-    let summary = match &env.step_summary {
-        Some(path) => Some(append_summary(path, &commands.redact(markdown))?),
-        None => None,
-    };
-    Ok(Published {
-        annotations: annotations.len(),
-        outputs,
-        summary,
-    })
+    canary_gha::publish(
+        commands,
+        env,
+        &annotations(report),
+        &outputs(report, report_path),
+        markdown,
+    )
 }

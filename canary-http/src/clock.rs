@@ -1,4 +1,5 @@
-//! [`SystemClock`]: the real clock for [`canary_core::Promoter`].
+//! [`SystemClock`]: the real clock, for [`canary_core::Promoter`] and for
+//! every wait of an HTTP adapter.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

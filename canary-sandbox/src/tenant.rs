@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use canary_testkit::tenant::{TenantFault, TenantOptions, TenantServer};
+//! use canary_sandbox::tenant::{TenantFault, TenantOptions, TenantServer};
 //!
 //! let tenant = TenantServer::start(TenantOptions {
 //!     token: "admin-token".into(),
@@ -40,7 +40,8 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
+
+use crate::server::Server;
 
 /// The version a tenant with [`TenantFault::OldVersion`] reports: a sha no
 /// release has.
@@ -54,8 +55,8 @@ pub enum TenantFault {
     /// Healthy.
     #[default]
     None,
-    /// `GET /admin/liveness` answers 200 without a bearer token (the C4
-    /// regression the seed's last check guards against).
+    /// `GET /admin/liveness` answers 200 without a bearer token (an auth
+    /// regression; the suite's last check guards against it).
     AuthBypass,
     /// `POST /memories/commit` answers 201 but stores nothing, so the search
     /// does not find the commit.
@@ -108,9 +109,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A running reference tenant on `127.0.0.1` and a free port. Dropping it
 /// stops the server.
 pub struct TenantServer {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for TenantServer {
@@ -129,12 +129,6 @@ impl TenantServer {
     ///
     /// When no loopback port can be bound (a broken test machine).
     pub async fn start(options: TenantOptions) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port for the reference tenant");
-        let addr = listener
-            .local_addr()
-            .expect("local address of a bound listener");
         let shared = Arc::new(Shared {
             token: options.token,
             version: Mutex::new(options.version),
@@ -143,29 +137,18 @@ impl TenantServer {
             memories: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Self {
-            addr,
-            shared,
-            shutdown: Some(tx),
-        }
+        let server = Server::start(|_| app).await;
+        Self { server, shared }
     }
 
     /// The base URL, `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// The socket address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Changes the version liveness reports (a rollout).
@@ -202,14 +185,6 @@ impl TenantServer {
             .iter()
             .map(|m| m.content.clone())
             .collect()
-    }
-}
-
-impl Drop for TenantServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

@@ -1,4 +1,9 @@
 //! `canary.toml` and the effective settings: flag > env > file > default.
+//!
+//! The layers are the library's, so every face resolves settings the same
+//! way: a face passes what its user gave explicitly as [`Overrides`] (the
+//! CLI: its flags), the environment comes in as a function (tests and the
+//! demo inject one), the file is [`load_file`]'s.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -6,16 +11,14 @@ use std::time::Duration;
 
 use canary_core::promoter::{EmptyFleet, Rollout};
 use canary_core::{GitSha, ImageRef, Release, TagTemplate, UsageError};
-use clap::parser::ValueSource;
-use clap::ArgMatches;
 use serde::Deserialize;
 
-use crate::cli::SettingsArgs;
+use crate::env::Env;
 
 /// The config file, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FileConfig {
+pub struct FileConfig {
     #[serde(default)]
     release: ReleaseSection,
     #[serde(default)]
@@ -73,10 +76,14 @@ struct RegistrySection {
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Source {
+pub enum Source {
+    /// A flag (its name, without `--`).
     Flag(&'static str),
+    /// An environment variable.
     Env(&'static str),
+    /// The config file (`path: key`).
     File(String),
+    /// The built-in default.
     Default,
 }
 
@@ -93,51 +100,154 @@ impl fmt::Display for Source {
 
 /// A value and where it came from.
 #[derive(Debug, Clone)]
-pub(crate) struct Sourced<T> {
-    pub(crate) value: T,
-    pub(crate) source: Source,
+pub struct Sourced<T> {
+    /// The value.
+    pub value: T,
+    /// Where it came from.
+    pub source: Source,
 }
 
 /// Which smoke suite to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SuiteChoice {
+pub enum SuiteChoice {
+    /// A built-in suite, by name.
     Builtin(String),
+    /// A suite file.
     File(PathBuf),
 }
 
 /// The effective settings, each with its source.
 #[derive(Debug)]
-pub(crate) struct Settings {
-    pub(crate) config_file: Option<PathBuf>,
-    pub(crate) images: Sourced<Vec<ImageRef>>,
-    pub(crate) staging: Sourced<TagTemplate>,
-    pub(crate) promoted: Sourced<TagTemplate>,
+pub struct Settings {
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// The release's images, moved together.
+    pub images: Sourced<Vec<ImageRef>>,
+    /// The staging tag template.
+    pub staging: Sourced<TagTemplate>,
+    /// The promoted tag template.
+    pub promoted: Sourced<TagTemplate>,
     /// Tenant URLs written in the config file (instead of `urls_env`).
-    pub(crate) fleet_urls: Option<Sourced<Vec<String>>>,
-    pub(crate) urls_env: Sourced<String>,
-    pub(crate) tokens_env: Sourced<String>,
-    pub(crate) on_empty: Sourced<EmptyFleet>,
-    pub(crate) suite: Sourced<SuiteChoice>,
-    pub(crate) concurrency: Sourced<usize>,
-    pub(crate) rollout: Sourced<Rollout>,
-    pub(crate) probe_path: Sourced<String>,
-    pub(crate) probe_json_path: Sourced<String>,
-    pub(crate) insecure: Sourced<Vec<String>>,
-    pub(crate) ca_file: Sourced<Option<PathBuf>>,
+    pub fleet_urls: Option<Sourced<Vec<String>>>,
+    /// The variable holding the tenant URLs.
+    pub urls_env: Sourced<String>,
+    /// The variable holding the tenant tokens.
+    pub tokens_env: Sourced<String>,
+    /// What an empty fleet means.
+    pub on_empty: Sourced<EmptyFleet>,
+    /// The smoke suite.
+    pub suite: Sourced<SuiteChoice>,
+    /// Tenants checked at once.
+    pub concurrency: Sourced<usize>,
+    /// How to wait for the rollout.
+    pub rollout: Sourced<Rollout>,
+    /// The rollout probe's path.
+    pub probe_path: Sourced<String>,
+    /// The rollout probe's JSONPath to the version.
+    pub probe_json_path: Sourced<String>,
+    /// Registry hosts allowed over plain HTTP.
+    pub insecure: Sourced<Vec<String>>,
+    /// Extra CA bundle for registries and tenants.
+    pub ca_file: Sourced<Option<PathBuf>>,
+}
+
+/// What a face's user gave explicitly, before the environment, the file
+/// and the defaults are consulted. Every field is the raw text the user
+/// wrote; the library parses and validates it.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Release images (`--image`).
+    pub images: Vec<String>,
+    /// Staging tag template.
+    pub staging_tag: Option<String>,
+    /// Promoted tag template.
+    pub promoted_tag: Option<String>,
+    /// Name of the variable holding the tenant URLs.
+    pub urls_env: Option<String>,
+    /// Name of the variable holding the tenant tokens.
+    pub tokens_env: Option<String>,
+    /// `skip` or `fail`.
+    pub on_empty_fleet: Option<String>,
+    /// A built-in suite name, or a path ending in `.toml`.
+    pub suite: Option<String>,
+    /// A suite file.
+    pub suite_file: Option<PathBuf>,
+    /// Tenants checked at once.
+    pub concurrency: Option<String>,
+    /// Whether to probe the rollout (`true`/`false`).
+    pub wait_for_rollout: Option<String>,
+    /// Rollout deadline (a duration).
+    pub rollout_deadline: Option<String>,
+    /// Rollout probe interval (a duration).
+    pub rollout_interval: Option<String>,
+    /// A fixed wait instead of the probe (a duration).
+    pub wait: Option<String>,
+    /// Registry hosts allowed over plain HTTP.
+    pub insecure: Vec<String>,
+    /// Extra CA bundle.
+    pub ca_file: Option<PathBuf>,
+    /// The settings (by [`Setting::id`]) whose override the face read from
+    /// the environment variable itself (clap's `env`), so the source says
+    /// `env VAR`, not `flag --name`.
+    pub from_env: Vec<&'static str>,
+}
+
+/// One setting a face can override: its id (the [`Overrides`] field), its
+/// flag name and its environment variable.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The [`Overrides`] field.
+    pub id: &'static str,
+    /// The CLI flag, without `--`.
+    pub flag: &'static str,
+    /// The environment variable.
+    pub env: &'static str,
+}
+
+macro_rules! settings {
+    ($($name:ident = ($id:literal, $flag:literal, $env:literal);)*) => {
+        /// Every overridable setting, with its flag and environment variable.
+        pub mod setting {
+            use super::Setting;
+            $(
+                #[doc = concat!("`--", $flag, "`, `", $env, "`.")]
+                pub const $name: Setting = Setting { id: $id, flag: $flag, env: $env };
+            )*
+        }
+    };
+}
+
+settings! {
+    CONFIG = ("config", "config", "CANARY_CONFIG");
+    IMAGES = ("images", "image", "CANARY_IMAGES");
+    STAGING_TAG = ("staging_tag", "staging-tag", "CANARY_STAGING_TAG");
+    PROMOTED_TAG = ("promoted_tag", "promoted-tag", "CANARY_PROMOTED_TAG");
+    URLS_ENV = ("urls_env", "urls-env", "CANARY_URLS_ENV");
+    TOKENS_ENV = ("tokens_env", "tokens-env", "CANARY_TOKENS_ENV");
+    ON_EMPTY_FLEET = ("on_empty_fleet", "on-empty-fleet", "CANARY_ON_EMPTY_FLEET");
+    SUITE = ("suite", "suite", "CANARY_SUITE");
+    SUITE_FILE = ("suite_file", "suite-file", "CANARY_SUITE_FILE");
+    CONCURRENCY = ("concurrency", "concurrency", "CANARY_CONCURRENCY");
+    WAIT_FOR_ROLLOUT = ("wait_for_rollout", "wait-for-rollout", "CANARY_WAIT_FOR_ROLLOUT");
+    ROLLOUT_DEADLINE = ("rollout_deadline", "rollout-deadline", "CANARY_ROLLOUT_DEADLINE");
+    ROLLOUT_INTERVAL = ("rollout_interval", "rollout-interval", "CANARY_ROLLOUT_INTERVAL");
+    WAIT = ("wait", "wait", "CANARY_WAIT");
+    INSECURE = ("insecure", "insecure-registry", "CANARY_INSECURE_REGISTRIES");
+    CA_FILE = ("ca_file", "ca-file", "CANARY_CA_FILE");
 }
 
 struct Resolver<'a> {
-    matches: &'a ArgMatches,
+    overrides: &'a Overrides,
+    env: &'a Env,
     file_name: String,
 }
 
 impl Resolver<'_> {
-    /// Where clap found the argument `id`, if on the command line or in env.
-    fn cli_source(&self, id: &str, flag: &'static str, env: &'static str) -> Option<Source> {
-        match self.matches.value_source(id) {
-            Some(ValueSource::CommandLine) => Some(Source::Flag(flag)),
-            Some(ValueSource::EnvVariable) => Some(Source::Env(env)),
-            _ => None,
+    fn given_source(&self, s: Setting) -> Source {
+        if self.overrides.from_env.contains(&s.id) {
+            Source::Env(s.env)
+        } else {
+            Source::Flag(s.flag)
         }
     }
 
@@ -145,23 +255,53 @@ impl Resolver<'_> {
         Source::File(format!("{}: {key}", self.file_name))
     }
 
-    /// flag/env > file > default, then parse.
+    /// The value of `s`'s variable; empty counts as unset.
+    fn env_value(&self, s: Setting) -> Option<String> {
+        self.env.get(s.env).filter(|v| !v.is_empty())
+    }
+
+    /// A list from its variable, comma-separated.
+    fn env_list(&self, s: Setting) -> Option<Vec<String>> {
+        self.env_value(s)
+            .map(|v| v.split(',').map(str::to_string).collect())
+    }
+
+    /// override > env > file > default, then parse.
+    #[allow(clippy::too_many_arguments)]
     fn pick<R, T>(
         &self,
-        cli: Option<R>,
-        (id, flag, env): (&str, &'static str, &'static str),
+        given: Option<R>,
+        setting: Setting,
+        from_env: impl FnOnce() -> Option<R>,
         file: Option<R>,
         key: &str,
         default: R,
         parse: impl Fn(R, &Source) -> Result<T, UsageError>,
     ) -> Result<Sourced<T>, UsageError> {
-        let (raw, source) = match (cli, file) {
-            (Some(v), _) => (
-                v,
-                self.cli_source(id, flag, env).unwrap_or(Source::Flag(flag)),
-            ),
-            (None, Some(v)) => (v, self.file(key)),
-            (None, None) => (default, Source::Default),
+        let (raw, source) = if let Some(v) = given {
+            (v, self.given_source(setting))
+        } else if let Some(v) = from_env() {
+            (v, Source::Env(setting.env))
+        } else if let Some(v) = file {
+            (v, self.file(key))
+        } else {
+            (default, Source::Default)
+        };
+        let value = parse(raw, &source)?;
+        Ok(Sourced { value, source })
+    }
+
+    /// A setting that only the file sets.
+    fn file_only<T>(
+        &self,
+        file: Option<String>,
+        key: &str,
+        default: &str,
+        parse: impl Fn(String, &Source) -> Result<T, UsageError>,
+    ) -> Result<Sourced<T>, UsageError> {
+        let (raw, source) = match file {
+            Some(v) => (v, self.file(key)),
+            None => (default.to_string(), Source::Default),
         };
         let value = parse(raw, &source)?;
         Ok(Sourced { value, source })
@@ -197,11 +337,9 @@ fn boolean(raw: &str, source: &Source, what: &str) -> Result<bool, UsageError> {
     }
 }
 
-/// Reads the config file: `--config` (must exist) or `./canary.toml` (if
+/// Reads the config file: `explicit` (must exist) or `./canary.toml` (if
 /// present).
-pub(crate) fn load_file(
-    explicit: Option<&Path>,
-) -> Result<Option<(PathBuf, FileConfig)>, UsageError> {
+pub fn load_file(explicit: Option<&Path>) -> Result<Option<(PathBuf, FileConfig)>, UsageError> {
     let path = if let Some(p) = explicit {
         p.to_path_buf()
     } else {
@@ -239,19 +377,37 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Settings {
-    /// Resolves every setting. `matches` are the subcommand's matches (global
-    /// arguments propagate there).
-    pub(crate) fn resolve(
-        args: &SettingsArgs,
-        matches: &ArgMatches,
+    /// Reads the config file (`config`, else the `CANARY_CONFIG` variable,
+    /// else `./canary.toml` when present) and resolves every setting.
+    pub fn load(
+        overrides: &Overrides,
+        config: Option<&Path>,
+        env: &Env,
+    ) -> Result<Self, UsageError> {
+        let from_env = env
+            .get(setting::CONFIG.env)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let file = load_file(config.or(from_env.as_deref()))?;
+        Self::resolve(overrides, env, file)
+    }
+
+    /// Resolves every setting: `overrides` (what the face's user gave) >
+    /// `env` > `file` (from [`load_file`]) > default. Validates every value;
+    /// sends nothing.
+    pub fn resolve(
+        overrides: &Overrides,
+        env: &Env,
         file: Option<(PathBuf, FileConfig)>,
     ) -> Result<Self, UsageError> {
+        let args = overrides;
         let (config_file, file) = match file {
             Some((p, f)) => (Some(p), f),
             None => (None, FileConfig::default()),
         };
         let r = Resolver {
-            matches,
+            overrides,
+            env,
             file_name: config_file
                 .as_ref()
                 .map_or_else(|| "canary.toml".to_string(), |p| p.display().to_string()),
@@ -259,7 +415,8 @@ impl Settings {
 
         let images = r.pick(
             (!args.images.is_empty()).then(|| args.images.clone()),
-            ("images", "image", "CANARY_IMAGES"),
+            setting::IMAGES,
+            || r.env_list(setting::IMAGES),
             file.release.images,
             "release.images",
             Vec::new(),
@@ -284,7 +441,8 @@ impl Settings {
         };
         let staging = r.pick(
             args.staging_tag.clone(),
-            ("staging_tag", "staging-tag", "CANARY_STAGING_TAG"),
+            setting::STAGING_TAG,
+            || r.env_value(setting::STAGING_TAG),
             file.release.staging_tag,
             "release.staging_tag",
             "staging-{sha}".to_string(),
@@ -292,7 +450,8 @@ impl Settings {
         )?;
         let promoted = r.pick(
             args.promoted_tag.clone(),
-            ("promoted_tag", "promoted-tag", "CANARY_PROMOTED_TAG"),
+            setting::PROMOTED_TAG,
+            || r.env_value(setting::PROMOTED_TAG),
             file.release.promoted_tag,
             "release.promoted_tag",
             "latest".to_string(),
@@ -316,7 +475,8 @@ impl Settings {
         };
         let urls_env = r.pick(
             args.urls_env.clone(),
-            ("urls_env", "urls-env", "CANARY_URLS_ENV"),
+            setting::URLS_ENV,
+            || r.env_value(setting::URLS_ENV),
             file.fleet.urls_env,
             "fleet.urls_env",
             "CANARY_TENANT_URLS".to_string(),
@@ -324,7 +484,8 @@ impl Settings {
         )?;
         let tokens_env = r.pick(
             args.tokens_env.clone(),
-            ("tokens_env", "tokens-env", "CANARY_TOKENS_ENV"),
+            setting::TOKENS_ENV,
+            || r.env_value(setting::TOKENS_ENV),
             file.fleet.tokens_env,
             "fleet.tokens_env",
             "CANARY_TENANT_TOKENS".to_string(),
@@ -341,7 +502,8 @@ impl Settings {
         };
         let on_empty = r.pick(
             args.on_empty_fleet.clone(),
-            ("on_empty_fleet", "on-empty-fleet", "CANARY_ON_EMPTY_FLEET"),
+            setting::ON_EMPTY_FLEET,
+            || r.env_value(setting::ON_EMPTY_FLEET),
             file.fleet.on_empty,
             "fleet.on_empty",
             "skip".to_string(),
@@ -355,33 +517,43 @@ impl Settings {
                 )),
             },
         )?;
-        let suite = match (&args.suite, &args.suite_file) {
-            // `--suite` takes a built-in name or, as DESIGN.md writes it, a file.
-            (Some(name), _)
+        let given_suite = args
+            .suite
+            .clone()
+            .map(|n| (n, r.given_source(setting::SUITE)))
+            .or_else(|| {
+                r.env_value(setting::SUITE)
+                    .map(|n| (n, Source::Env(setting::SUITE.env)))
+            });
+        let given_suite_file = args
+            .suite_file
+            .clone()
+            .map(|p| (p, r.given_source(setting::SUITE_FILE)))
+            .or_else(|| {
+                r.env_value(setting::SUITE_FILE)
+                    .map(|p| (PathBuf::from(p), Source::Env(setting::SUITE_FILE.env)))
+            });
+        let suite = match (given_suite, given_suite_file) {
+            // The suite setting takes a built-in name or a file.
+            (Some((name, source)), _)
                 if !canary_smoke::BUILTIN_SUITES.contains(&name.as_str())
-                    && (Path::new(name)
+                    && (Path::new(&name)
                         .extension()
                         .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
                         || name.contains(std::path::MAIN_SEPARATOR)) =>
             {
                 Sourced {
                     value: SuiteChoice::File(PathBuf::from(name)),
-                    source: r
-                        .cli_source("suite", "suite", "CANARY_SUITE")
-                        .unwrap_or(Source::Flag("suite")),
+                    source,
                 }
             }
-            (Some(name), _) => Sourced {
-                value: SuiteChoice::Builtin(name.clone()),
-                source: r
-                    .cli_source("suite", "suite", "CANARY_SUITE")
-                    .unwrap_or(Source::Flag("suite")),
+            (Some((name, source)), _) => Sourced {
+                value: SuiteChoice::Builtin(name),
+                source,
             },
-            (None, Some(path)) => Sourced {
-                value: SuiteChoice::File(path.clone()),
-                source: r
-                    .cli_source("suite_file", "suite-file", "CANARY_SUITE_FILE")
-                    .unwrap_or(Source::Flag("suite-file")),
+            (None, Some((path, source))) => Sourced {
+                value: SuiteChoice::File(path),
+                source,
             },
             (None, None) => match (file.suite.builtin, file.suite.file) {
                 (Some(_), Some(_)) => {
@@ -414,7 +586,8 @@ impl Settings {
         };
         let concurrency = r.pick(
             args.concurrency.clone(),
-            ("concurrency", "concurrency", "CANARY_CONCURRENCY"),
+            setting::CONCURRENCY,
+            || r.env_value(setting::CONCURRENCY),
             file.suite.concurrency.map(|n| n.to_string()),
             "suite.concurrency",
             "256".to_string(),
@@ -430,11 +603,8 @@ impl Settings {
 
         let probe = r.pick(
             args.wait_for_rollout.clone(),
-            (
-                "wait_for_rollout",
-                "wait-for-rollout",
-                "CANARY_WAIT_FOR_ROLLOUT",
-            ),
+            setting::WAIT_FOR_ROLLOUT,
+            || r.env_value(setting::WAIT_FOR_ROLLOUT),
             file.rollout.probe.map(|b| b.to_string()),
             "rollout.probe",
             "true".to_string(),
@@ -442,11 +612,8 @@ impl Settings {
         )?;
         let deadline = r.pick(
             args.rollout_deadline.clone(),
-            (
-                "rollout_deadline",
-                "rollout-deadline",
-                "CANARY_ROLLOUT_DEADLINE",
-            ),
+            setting::ROLLOUT_DEADLINE,
+            || r.env_value(setting::ROLLOUT_DEADLINE),
             file.rollout.deadline,
             "rollout.deadline",
             "15m".to_string(),
@@ -454,11 +621,8 @@ impl Settings {
         )?;
         let interval = r.pick(
             args.rollout_interval.clone(),
-            (
-                "rollout_interval",
-                "rollout-interval",
-                "CANARY_ROLLOUT_INTERVAL",
-            ),
+            setting::ROLLOUT_INTERVAL,
+            || r.env_value(setting::ROLLOUT_INTERVAL),
             file.rollout.interval,
             "rollout.interval",
             "10s".to_string(),
@@ -473,7 +637,8 @@ impl Settings {
         }
         let wait = r.pick(
             args.wait.clone().map(Some),
-            ("wait", "wait", "CANARY_WAIT"),
+            setting::WAIT,
+            || r.env_value(setting::WAIT).map(Some),
             file.rollout.wait.map(Some),
             "rollout.wait",
             None,
@@ -498,12 +663,10 @@ impl Settings {
                 source: probe.source,
             }
         };
-        let probe_path = r.pick(
-            None,
-            ("", "", ""),
+        let probe_path = r.file_only(
             file.rollout.path,
             "rollout.path",
-            "/admin/liveness".to_string(),
+            "/admin/liveness",
             |raw, source| {
                 if raw.starts_with('/') {
                     Ok(raw)
@@ -516,21 +679,16 @@ impl Settings {
                 }
             },
         )?;
-        let probe_json_path = r.pick(
-            None,
-            ("", "", ""),
+        let probe_json_path = r.file_only(
             file.rollout.json_path,
             "rollout.json_path",
-            "$.version".to_string(),
+            "$.version",
             |raw, _| Ok(raw),
         )?;
         let insecure = r.pick(
             (!args.insecure.is_empty()).then(|| args.insecure.clone()),
-            (
-                "insecure",
-                "insecure-registry",
-                "CANARY_INSECURE_REGISTRIES",
-            ),
+            setting::INSECURE,
+            || r.env_list(setting::INSECURE),
             file.registry.insecure,
             "registry.insecure",
             Vec::new(),
@@ -538,7 +696,11 @@ impl Settings {
         )?;
         let ca_file = r.pick(
             args.ca_file.clone().map(Some),
-            ("ca_file", "ca-file", "CANARY_CA_FILE"),
+            setting::CA_FILE,
+            || {
+                r.env_value(setting::CA_FILE)
+                    .map(|p| Some(PathBuf::from(p)))
+            },
             file.registry.ca_file.map(Some),
             "registry.ca_file",
             None,
@@ -571,7 +733,7 @@ impl Settings {
     }
 
     /// The release's images; at least one.
-    pub(crate) fn images(&self) -> Result<&[ImageRef], UsageError> {
+    pub fn images(&self) -> Result<&[ImageRef], UsageError> {
         if self.images.value.is_empty() {
             return Err(UsageError::new(
                 "release images",
@@ -583,7 +745,7 @@ impl Settings {
     }
 
     /// The release for `sha`.
-    pub(crate) fn release(&self, sha: &str) -> Result<Release, UsageError> {
+    pub fn release(&self, sha: &str) -> Result<Release, UsageError> {
         let sha = GitSha::parse(sha.trim())?;
         Release::new(
             sha,
@@ -594,7 +756,7 @@ impl Settings {
     }
 
     /// `canary config`: every setting, its value and its source.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
         let file = self.config_file.as_ref().map_or_else(

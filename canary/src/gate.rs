@@ -1,0 +1,412 @@
+//! [`Gate`]: settings in, a ready gate out. Every command of every face is
+//! one call here; each validation lives here once and runs before any
+//! request.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use canary_core::promoter::{Policy, VerifyOptions};
+use canary_core::{
+    Clock, GitSha, Observer, Promoter, PromotionReport, Reason, Registry, Release, Secret,
+    SmokeSuite, StaticFleet, StatusReport, TenantFleet, UsageError,
+};
+use canary_http::SystemClock;
+use canary_registry::{Credentials, OciRegistry, RegistryOptions};
+use canary_smoke::{HttpOptions, HttpSuite, ProbeConfig, Suite};
+
+use crate::env::Env;
+use crate::settings::{Overrides, Settings, SuiteChoice};
+
+/// Called with every secret the gate reads, before anything is sent or
+/// printed: a face that prints (GitHub Actions) masks it.
+pub type SecretSink = Arc<dyn Fn(&Secret) + Send + Sync>;
+
+/// How a face spells an input in error messages: the CLI says `--reason`,
+/// the Action `reason`, a library user the field name. Takes the input's
+/// canonical name (`sha`, `reason`, `tenant`, `token_env`, `token_file`).
+pub type Spelling = fn(&str) -> String;
+
+fn plain(name: &str) -> String {
+    name.to_string()
+}
+
+/// Where `canary smoke` gets its tenant.
+#[derive(Debug, Clone, Default)]
+pub enum SmokeTarget {
+    /// The configured canary fleet.
+    #[default]
+    Fleet,
+    /// One tenant, its admin token from a variable or a file.
+    Tenant {
+        /// The tenant's base URL.
+        url: String,
+        /// A variable holding the token.
+        token_env: Option<String>,
+        /// A file holding the token.
+        token_file: Option<PathBuf>,
+    },
+}
+
+/// A release gate, ready to run: the resolved [`Settings`], the environment
+/// that holds the secrets, and how a face wants to observe it.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), canary_core::UsageError> {
+/// use canary::{Env, Gate, Overrides};
+/// let gate = Gate::load(&Overrides::default(), None, Env::process())?;
+/// let report = gate.verify("4c1d56e", false).await?;
+/// std::process::exit(report.exit_code);
+/// # }
+/// ```
+pub struct Gate {
+    settings: Settings,
+    env: Env,
+    clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn Observer>>,
+    secrets: Option<SecretSink>,
+    spell: Spelling,
+    run_id: String,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("settings", &self.settings)
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// A gate over `settings`, reading secrets from `env`.
+    pub fn new(settings: Settings, env: Env) -> Self {
+        Self {
+            settings,
+            env,
+            clock: Arc::new(SystemClock),
+            observer: None,
+            secrets: None,
+            spell: plain,
+            run_id: run_id(),
+        }
+    }
+
+    /// Reads the config file (`config`, else `CANARY_CONFIG`, else
+    /// `./canary.toml` when present), resolves the settings with
+    /// `overrides` and `env`, and builds the gate.
+    pub fn load(
+        overrides: &Overrides,
+        config: Option<&Path>,
+        env: Env,
+    ) -> Result<Self, UsageError> {
+        let settings = Settings::load(overrides, config, &env)?;
+        Ok(Self::new(settings, env))
+    }
+
+    /// Reports progress to `observer`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Hands every secret the gate reads to `sink` first.
+    #[must_use]
+    pub fn with_secret_sink(mut self, sink: SecretSink) -> Self {
+        self.secrets = Some(sink);
+        self
+    }
+
+    /// Spells inputs in error messages the face's way.
+    #[must_use]
+    pub fn with_spelling(mut self, spell: Spelling) -> Self {
+        self.spell = spell;
+        self
+    }
+
+    /// Uses `clock` for every wait (tests, simulations).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `run_id` for the per-tenant nonces instead of a fresh one.
+    #[must_use]
+    pub fn with_run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = run_id.into();
+        self
+    }
+
+    /// The resolved settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// `canary verify`: wait for the canary fleet, run the suite on every
+    /// tenant, promote when every check passed (not with `dry_run`).
+    pub async fn verify(&self, sha: &str, dry_run: bool) -> Result<PromotionReport, UsageError> {
+        let release = self.release(sha)?;
+        let fleet = self.fleet()?;
+        let tenants = fleet.tenants().await.unwrap_or_default();
+        self.policy().check_fleet(&tenants)?;
+        let promoter = self.promoter(&release, fleet).await?;
+        let options = VerifyOptions {
+            dry_run,
+            run_id: self.run_id.clone(),
+        };
+        Ok(promoter.verify(&release, &options).await)
+    }
+
+    /// `canary promote --no-verify --reason`: move without the suite; the
+    /// reason is required and recorded.
+    pub async fn promote(&self, sha: &str, reason: &str) -> Result<PromotionReport, UsageError> {
+        let reason = Reason::parse(reason).map_err(|e| self.respell("reason", &e))?;
+        let release = self.release(sha)?;
+        let promoter = self.promoter(&release, StaticFleet::default()).await?;
+        Ok(promoter.promote_manual(&release, reason.as_str()).await)
+    }
+
+    /// `canary rollback SHA`: move the promoted tag back to that release.
+    pub async fn rollback(&self, sha: &str) -> Result<PromotionReport, UsageError> {
+        let release = self.release(sha)?;
+        let promoter = self.promoter(&release, StaticFleet::default()).await?;
+        Ok(promoter.rollback(&release).await)
+    }
+
+    /// `canary smoke`: the suite only, on the fleet or one tenant. Needs no
+    /// registry.
+    pub async fn smoke(
+        &self,
+        target: &SmokeTarget,
+        sha: Option<&str>,
+    ) -> Result<PromotionReport, UsageError> {
+        let sha = sha
+            .map(|s| GitSha::parse(s.trim()))
+            .transpose()
+            .map_err(|e| self.respell("sha", &e))?;
+        let fleet = match target {
+            SmokeTarget::Fleet => self.fleet()?,
+            SmokeTarget::Tenant {
+                url,
+                token_env,
+                token_file,
+            } => self.single_tenant(url, token_env.as_deref(), token_file.as_deref())?,
+        };
+        let suite = self.suite()?;
+        if sha.is_none() && suite.suite().uses_sha() {
+            return Err(UsageError::new(
+                (self.spell)("sha"),
+                "is missing and the suite uses {{sha}}",
+                format!("pass the release's sha with {}", (self.spell)("sha")),
+            ));
+        }
+        let tenants = fleet.tenants().await.unwrap_or_default();
+        self.policy().check_fleet(&tenants)?;
+        self.mask(&tenants);
+        let promoter =
+            Promoter::without_registry(Arc::new(fleet), Arc::new(suite), self.clock.clone())
+                .with_policy(self.policy());
+        let promoter = match &self.observer {
+            Some(o) => promoter.with_observer(o.clone()),
+            None => promoter,
+        };
+        Ok(promoter.smoke(sha, &self.run_id).await)
+    }
+
+    /// `canary status`: where the promoted tag points for every image, which
+    /// staging tag that is, and what every canary tenant runs. Changes
+    /// nothing. Reads at most `max_scan` staging tags per image.
+    pub async fn status(&self, max_scan: usize) -> Result<StatusReport, UsageError> {
+        let images = self.settings.images()?;
+        let fleet = self.fleet()?;
+        let registry = self.registry()?;
+        for image in images {
+            registry.check_image(image)?;
+        }
+        let suite = self.suite()?;
+        self.mask(&fleet.tenants().await.unwrap_or_default());
+        let promoter = Promoter::new(
+            Arc::new(registry),
+            Arc::new(fleet),
+            Arc::new(suite),
+            self.clock.clone(),
+        )
+        .with_policy(self.policy());
+        promoter
+            .status(
+                images,
+                &self.settings.staging.value,
+                &self.settings.promoted.value,
+                max_scan,
+            )
+            .await
+    }
+
+    fn respell(&self, input: &str, e: &UsageError) -> UsageError {
+        let spelled = (self.spell)(input);
+        let named = match e.input().strip_prefix(input) {
+            Some(rest) => format!("{spelled}{rest}"),
+            None => e.input().to_string(),
+        };
+        UsageError::new(named, e.problem(), e.fix())
+    }
+
+    fn release(&self, sha: &str) -> Result<Release, UsageError> {
+        self.settings.release(sha)
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            on_empty_fleet: self.settings.on_empty.value,
+            concurrency: self.settings.concurrency.value,
+            rollout: self.settings.rollout.value,
+        }
+    }
+
+    fn mask(&self, tenants: &[canary_core::Tenant]) {
+        if let Some(sink) = &self.secrets {
+            for t in tenants {
+                sink(t.token());
+            }
+        }
+    }
+
+    /// The registry, fleet and suite of a run, validated before any request,
+    /// every secret handed to the sink first.
+    async fn promoter(
+        &self,
+        release: &Release,
+        fleet: StaticFleet,
+    ) -> Result<Promoter, UsageError> {
+        let registry = self.registry()?;
+        for image in release.images() {
+            registry.check_image(image)?;
+        }
+        let suite = self.suite()?;
+        self.mask(&fleet.tenants().await.unwrap_or_default());
+        let registry: Arc<dyn Registry> = Arc::new(registry);
+        let suite: Arc<dyn SmokeSuite> = Arc::new(suite);
+        let promoter = Promoter::new(registry, Arc::new(fleet), suite, self.clock.clone())
+            .with_policy(self.policy());
+        Ok(match &self.observer {
+            Some(o) => promoter.with_observer(o.clone()),
+            None => promoter,
+        })
+    }
+
+    fn fleet(&self) -> Result<StaticFleet, UsageError> {
+        let env = self.env.as_fn();
+        match &self.settings.fleet_urls {
+            Some(urls) => canary_smoke::fleet_from_config(
+                &urls.value,
+                &urls.source.to_string(),
+                &self.settings.tokens_env.value,
+                env,
+            ),
+            None => canary_smoke::fleet_from_env(
+                &self.settings.urls_env.value,
+                &self.settings.tokens_env.value,
+                env,
+            ),
+        }
+    }
+
+    fn single_tenant(
+        &self,
+        url: &str,
+        token_env: Option<&str>,
+        token_file: Option<&Path>,
+    ) -> Result<StaticFleet, UsageError> {
+        let spell = self.spell;
+        let token = match (token_env, token_file) {
+            (Some(var), _) => self
+                .env
+                .get(var)
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    UsageError::new(
+                        format!("{} {var}", spell("token_env")),
+                        "names a variable that is unset or empty",
+                        format!("export {var} with the tenant's admin token"),
+                    )
+                })?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| {
+                    UsageError::new(
+                        format!("{} `{}`", spell("token_file"), path.display()),
+                        format!("cannot be read ({})", e.kind()),
+                        "give a file that holds the tenant's admin token",
+                    )
+                })?
+                .trim()
+                .to_string(),
+            (None, None) => {
+                return Err(UsageError::new(
+                    spell("tenant"),
+                    "needs the tenant's admin token",
+                    format!(
+                        "add {} VAR (a variable holding the token) or {} FILE",
+                        spell("token_env"),
+                        spell("token_file")
+                    ),
+                ))
+            }
+        };
+        // The fleet rules (HTTPS unless loopback, a token a header can
+        // carry) for this one tenant.
+        let tenants = canary_smoke::fleet_from_lists(url, &token)?;
+        Ok(StaticFleet::new(tenants))
+    }
+
+    fn suite(&self) -> Result<HttpSuite, UsageError> {
+        let suite = match &self.settings.suite.value {
+            SuiteChoice::Builtin(name) => Suite::builtin(name)?,
+            SuiteChoice::File(path) => Suite::from_file(path)?,
+        };
+        let options = HttpOptions {
+            probe: ProbeConfig {
+                path: self.settings.probe_path.value.clone(),
+                json_path: self.settings.probe_json_path.value.clone(),
+            },
+            ca_file: self.settings.ca_file.value.clone(),
+            ..HttpOptions::default()
+        };
+        HttpSuite::new(suite, options)
+    }
+
+    fn registry(&self) -> Result<OciRegistry, UsageError> {
+        OciRegistry::new(RegistryOptions {
+            insecure: self.settings.insecure.value.clone(),
+            ca_file: self.settings.ca_file.value.clone(),
+            credentials: Credentials::from_env(self.env.as_fn())?,
+            ..RegistryOptions::default()
+        })
+    }
+}
+
+/// A value unique to this run, for per-tenant nonces.
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}{:x}", nanos & 0xffff_ffff_ffff, std::process::id())
+}
+
+/// Reads a JSON report written by `--report` or `--json`.
+pub fn read_report(path: &Path) -> Result<PromotionReport, UsageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError::new(
+            format!("report `{}`", path.display()),
+            format!("cannot be read ({})", e.kind()),
+            "give a report written by `canary verify --report FILE` or `--json`",
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        UsageError::new(
+            format!("report `{}`", path.display()),
+            format!("is not a canary JSON report ({e})"),
+            "give a report written by `canary verify --report FILE` or `--json`",
+        )
+    })
+}
