@@ -6,6 +6,7 @@ pub mod compensation;
 pub mod conformance;
 pub mod error;
 pub mod fleet;
+pub mod ledger;
 pub mod machine;
 pub mod promoter;
 pub mod registry;

@@ -149,17 +149,24 @@ pub enum Outcome {
     Failed,
     /// A move failed and restoring failed too; images are mixed.
     Inconsistent,
+    /// `canary repair` finished or undid an interrupted promotion; every
+    /// image is on one release again.
+    Repaired,
+    /// A signal stopped the run; any image already moved was put back (or,
+    /// if every image had moved, verified) before exit.
+    Interrupted,
 }
 
 impl Outcome {
     /// The process exit code.
     pub fn exit_code(self) -> i32 {
         match self {
-            Self::Promoted | Self::RolledBack | Self::Passed | Self::Skipped => 0,
+            Self::Promoted | Self::RolledBack | Self::Passed | Self::Skipped | Self::Repaired => 0,
             Self::Rejected | Self::Inconclusive => 1,
             Self::Usage => 2,
             Self::Failed => 3,
             Self::Inconsistent => 4,
+            Self::Interrupted => 5,
         }
     }
 
@@ -183,6 +190,8 @@ impl Outcome {
             Self::Usage => "usage",
             Self::Failed => "failed",
             Self::Inconsistent => "inconsistent",
+            Self::Repaired => "repaired",
+            Self::Interrupted => "interrupted",
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum Command {
     Rollback,
     /// `canary smoke`
     Smoke,
+    /// `canary repair`
+    Repair,
 }
 
 impl Command {
@@ -36,6 +38,7 @@ impl Command {
             Self::Promote => "promote",
             Self::Rollback => "rollback",
             Self::Smoke => "smoke",
+            Self::Repair => "repair",
         }
     }
 }

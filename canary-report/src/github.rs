@@ -169,14 +169,17 @@ pub fn annotations(report: &PromotionReport) -> Vec<Annotation> {
     }
     let message = clip(&message, ANNOTATION_MESSAGE_LIMIT);
     let overall = match report.outcome {
-        Outcome::Promoted | Outcome::RolledBack | Outcome::Passed => Annotation::notice(message),
+        Outcome::Promoted | Outcome::RolledBack | Outcome::Passed | Outcome::Repaired => {
+            Annotation::notice(message)
+        }
         Outcome::Skipped if report.dry_run => Annotation::notice(message),
         Outcome::Skipped => Annotation::warning(message),
         Outcome::Rejected
         | Outcome::Inconclusive
         | Outcome::Usage
         | Outcome::Failed
-        | Outcome::Inconsistent => Annotation::error(message),
+        | Outcome::Inconsistent
+        | Outcome::Interrupted => Annotation::error(message),
     };
     out.push(overall.with_title(title));
     out

@@ -20,10 +20,10 @@ fn paint(text: &str, code: &str, color: bool) -> String {
 
 fn outcome_color(outcome: Outcome) -> &'static str {
     match outcome {
-        Outcome::Promoted | Outcome::RolledBack | Outcome::Passed => "1;32",
+        Outcome::Promoted | Outcome::RolledBack | Outcome::Passed | Outcome::Repaired => "1;32",
         Outcome::Skipped => "1;33",
         Outcome::Rejected | Outcome::Inconclusive => "1;31",
-        Outcome::Usage | Outcome::Failed | Outcome::Inconsistent => "1;35",
+        Outcome::Usage | Outcome::Failed | Outcome::Inconsistent | Outcome::Interrupted => "1;35",
     }
 }
 
