@@ -244,7 +244,7 @@ pub(crate) struct OutputArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Cmd {
     /// Verify a release on the canary fleet and promote it when every check
-    /// passes (the seed's staging-verify)
+    /// passes
     Verify {
         /// The release's commit sha (7–40 hex; a short sha is resolved
         /// through the staging tags)
@@ -257,7 +257,7 @@ pub(crate) enum Cmd {
         output: OutputArgs,
     },
     /// Move the promoted tag without verification; needs --no-verify and a
-    /// --reason (the seed's manual promote-latest dispatch)
+    /// --reason
     Promote {
         /// The release's commit sha
         #[arg(long, env = "CANARY_SHA")]

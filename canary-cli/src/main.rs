@@ -1,8 +1,8 @@
 //! The `canary` binary: parses, calls one library function, prints.
 //!
-//! Exit codes are the outcomes' (DESIGN.md): 0 promoted / rolled back /
-//! passed / skipped, 1 rejected or inconclusive, 2 usage, 3 failed,
-//! 4 inconsistent.
+//! Exit codes are the outcomes' (README, "Outcomes and exit codes"):
+//! 0 promoted / rolled back / passed / skipped / repaired, 1 rejected or
+//! inconclusive, 2 usage, 3 failed, 4 inconsistent, 5 interrupted.
 
 // This crate is the CLI's output code: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]

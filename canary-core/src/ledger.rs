@@ -517,7 +517,7 @@ pub fn repair_plan(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Why {
     /// This outcome record put it there.
-    Record(Stored),
+    Record(Box<Stored>),
     /// No record explains it: moved outside canary (or before the ledger).
     Outside,
 }
@@ -531,7 +531,10 @@ pub fn why(image: &ImageRef, current: &Digest, attached: &[Stored]) -> Why {
         .cloned()
         .collect();
     newest_first(&mut moved);
-    moved.into_iter().next().map_or(Why::Outside, Why::Record)
+    moved
+        .into_iter()
+        .next()
+        .map_or(Why::Outside, |s| Why::Record(Box::new(s)))
 }
 
 /// In a chain newest first, the last verified promotion before the record

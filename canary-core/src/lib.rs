@@ -21,7 +21,7 @@ pub use fleet::{StaticFleet, TenantFleet};
 pub use machine::{Outcome, State};
 pub use promoter::{EmptyFleet, Observer, Policy, Promoter, Rollout, VerifyOptions};
 pub use registry::{MemoryRegistry, Registry};
-pub use report::{Command, ImageReport, ImageStatus, PromotionReport, TenantReport};
+pub use report::{Command, ImageReport, ImageStatus, LedgerReport, PromotionReport, TenantReport};
 pub use status::StatusReport;
 pub use suite::{CheckResult, CheckStatus, RunContext, ScriptedSuite, SmokeSuite};
 pub use types::{

@@ -21,6 +21,7 @@
 //! decided by [`crate::compensation`]. The report's reason is worded once,
 //! when the run ends, from what each phase found.
 
+mod ledger;
 mod moves;
 mod story;
 
@@ -33,6 +34,7 @@ use futures::stream::{self, StreamExt};
 use crate::clock::{duration_ms, Clock};
 use crate::error::{Error, ErrorKind, UsageError};
 use crate::fleet::TenantFleet;
+use crate::ledger::Ledger;
 use crate::machine::smoke::{smoke_transition, SmokeAction, SmokeEvent, SmokeState};
 use crate::machine::{transition, Action, Event, Mode, Outcome, Plan, State};
 use crate::registry::Registry;
@@ -62,7 +64,7 @@ pub enum Rollout {
     /// Verify at once.
     #[default]
     Immediate,
-    /// Sleep a fixed time (the seed's `sleep 6m`).
+    /// Sleep a fixed time (a scripted pipeline's `sleep 6m`).
     Fixed(Duration),
     /// Probe every tenant until each reports the sha.
     Probe {
@@ -147,6 +149,21 @@ pub struct Promoter {
     clock: Arc<dyn Clock>,
     observer: Arc<dyn Observer>,
     policy: Policy,
+    ledger: Option<Arc<dyn Ledger>>,
+    meta: RunMeta,
+}
+
+/// What a run's ledger records say about where it ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunMeta {
+    /// Who ran it (e.g. `GITHUB_ACTOR`).
+    pub actor: Option<String>,
+    /// Where (e.g. the GitHub Actions run URL).
+    pub run_url: Option<String>,
+    /// The smoke suite's name.
+    pub suite: Option<String>,
+    /// The smoke suite's digest.
+    pub suite_digest: Option<Digest>,
 }
 
 impl std::fmt::Debug for Promoter {
@@ -167,6 +184,8 @@ struct Run {
     written: Vec<Option<Digest>>,
     /// What each phase found; the reason is worded from it at the end.
     story: Story,
+    /// What the run knows of the ledger.
+    ledger: ledger::RunLedger,
 }
 
 impl Run {
@@ -207,7 +226,25 @@ impl Promoter {
             clock,
             observer: Arc::new(Quiet),
             policy: Policy::default(),
+            ledger: None,
+            meta: RunMeta::default(),
         }
+    }
+
+    /// Records every move in `ledger`: an intent before the first write of
+    /// the promoted tag, an outcome after the run (ARCHITECTURE.md, "Release
+    /// ledger").
+    #[must_use]
+    pub fn with_ledger(mut self, ledger: Arc<dyn Ledger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// Who and where, for the ledger records.
+    #[must_use]
+    pub fn with_meta(mut self, meta: RunMeta) -> Self {
+        self.meta = meta;
+        self
     }
 
     /// A promoter for [`Promoter::smoke`] alone: it has no registry, and
@@ -433,6 +470,8 @@ impl Promoter {
             .iter()
             .map(|image| ImageReport {
                 image: image.clone(),
+                before_read: false,
+                overwritten: None,
                 staging_digest: None,
                 before: None,
                 after: None,
@@ -469,6 +508,7 @@ impl Promoter {
             written: vec![None; release.images().len()],
             report,
             story: Story::default(),
+            ledger: ledger::RunLedger::new(run_id),
         };
         let observer = &*self.observer;
         let mut actions: VecDeque<Action> = run.feed(Event::Start, observer).into();
@@ -533,6 +573,8 @@ impl Promoter {
         }
         let mut report = run.report;
         finish(&mut report, run.state, &release, &run.story);
+        self.record_outcome(&mut report, run.plan.mode, &mut run.ledger)
+            .await;
         report.timings.finished_ms = self.clock.now_ms();
         report
     }
@@ -569,7 +611,9 @@ impl Promoter {
                 .map_err(|e| e.context(format!("{}:{promoted}", image.image)))?;
             image.after.clone_from(&before);
             image.before = before;
+            image.before_read = true;
         }
+        self.check_ledger(run).await?;
         Ok(release)
     }
 

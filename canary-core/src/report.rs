@@ -80,8 +80,17 @@ pub struct ImageReport {
     pub image: ImageRef,
     /// The digest of `staging-<sha>`, once read.
     pub staging_digest: Option<Digest>,
-    /// `latest` before the run (`None`: did not exist or not read).
+    /// `latest` before the move (`None`: did not exist, or not read — see
+    /// `before_read`).
     pub before: Option<Digest>,
+    /// Whether `before` was read: `false` when the run ended before reading
+    /// the promoted tag, so `before: null` does not claim it was absent.
+    #[serde(default)]
+    pub before_read: bool,
+    /// A digest another writer put on the promoted tag during the move,
+    /// which this run then overwrote (re-asserting its release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overwritten: Option<Digest>,
     /// `latest` after the run, as last read from the registry.
     pub after: Option<Digest>,
     /// What happened.
@@ -139,6 +148,21 @@ impl From<&UsageError> for ErrorReport {
     }
 }
 
+/// What the run wrote to the release ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerReport {
+    /// The intent records written (one per image), by id.
+    #[serde(default)]
+    pub intent: Vec<Digest>,
+    /// The outcome records written (one per image), by id.
+    #[serde(default)]
+    pub outcome: Vec<Digest>,
+    /// Records that could not be written or read; a failed outcome record
+    /// never changes the outcome.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
 /// Milliseconds spent in each phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timings {
@@ -187,6 +211,9 @@ pub struct PromotionReport {
     pub timings: Timings,
     /// The error behind a `usage`, `failed` or `inconsistent` outcome.
     pub error: Option<ErrorReport>,
+    /// The ledger records this run wrote (`None`: no ledger configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerReport>,
 }
 
 impl PromotionReport {
@@ -208,6 +235,7 @@ impl PromotionReport {
             states: vec![State::Planned],
             timings: Timings::default(),
             error: None,
+            ledger: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Property test: for random fleets, random check results and faults
 #![allow(clippy::needless_range_loop)]
-//! injected at random registry calls, the invariants of DESIGN.md hold.
+//! injected at random registry calls, the invariants listed in ARCHITECTURE.md hold.
 
 use std::sync::Arc;
 

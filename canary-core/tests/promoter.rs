@@ -1,6 +1,6 @@
 //! The promoter against the in-memory fakes: every outcome, compensation,
 #![allow(clippy::needless_range_loop)]
-//! rollout waiting, sha resolution, and the invariants of DESIGN.md.
+//! rollout waiting, sha resolution, and the invariants listed in ARCHITECTURE.md.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,8 +109,10 @@ fn green_verify_moves_every_image_and_verifies() {
             State::Promoted
         ]
     );
-    // Precheck: 2 HEADs per image; move: GET + PUT + HEAD per image.
-    assert_eq!(r.count(Op::Head), 2 * 2 + 2);
+    // Precheck: 2 HEADs per image; right before the move, `latest` again
+    // (the rollout wait separates them; invariant 8); move: GET + PUT +
+    // HEAD per image.
+    assert_eq!(r.count(Op::Head), 2 * 2 + 2 + 2);
     assert_eq!(r.count(Op::Get), 2);
     assert_eq!(r.count(Op::Put), 2);
     assert_eq!(r.count(Op::List), 0, "a full sha needs no tag listing");

@@ -18,7 +18,7 @@ async fn oci_registry_on_the_fake_registry_passes_the_conformance_suite() {
 
     registry_conformance(&client, &image, &Tag::parse("seed").expect("tag")).await;
 
-    // The suite's writes, as the fake itself stores them: the seed's digest
+    // The suite's writes, as the fake itself stores them: the `seed` tag's digest
     // (so its exact bytes) under both tags.
     for name in ["conformance-a", "conformance-b"] {
         assert_eq!(

@@ -195,6 +195,8 @@ mod tests {
     fn progress_spells_image_statuses_as_the_report_does() {
         let mut image = ImageReport {
             image: ImageRef::parse("ghcr.io/acme/platform").unwrap(),
+            before_read: true,
+            overwritten: None,
             staging_digest: None,
             before: None,
             after: None,

@@ -75,6 +75,8 @@ fn rejected_report() -> PromotionReport {
     for (repo, seed) in [("platform", "p"), ("tenant", "t")] {
         r.images.push(ImageReport {
             image: ImageRef::parse(&format!("ghcr.io/acme/{repo}")).unwrap(),
+            before_read: true,
+            overwritten: None,
             staging_digest: Some(digest(&format!("{seed}-new"))),
             before: Some(digest(&format!("{seed}-old"))),
             after: Some(digest(&format!("{seed}-old"))),
@@ -110,6 +112,8 @@ fn failed_report() -> PromotionReport {
     r.set_outcome(Outcome::Inconsistent, "a move failed and so did restoring");
     r.images.push(ImageReport {
         image: ImageRef::parse("ghcr.io/acme/platform").unwrap(),
+        before_read: true,
+        overwritten: None,
         staging_digest: Some(digest("new")),
         before: Some(digest("old")),
         after: Some(digest("new")),
@@ -132,6 +136,8 @@ fn promoted_report() -> PromotionReport {
     );
     r.images.push(ImageReport {
         image: ImageRef::parse("ghcr.io/acme/platform").unwrap(),
+        before_read: true,
+        overwritten: None,
         staging_digest: Some(digest("new")),
         before: None,
         after: Some(digest("new")),

@@ -11,68 +11,13 @@ use std::time::Duration;
 
 use canary_core::promoter::{EmptyFleet, Rollout};
 use canary_core::{GitSha, ImageRef, Release, TagTemplate, UsageError};
-use serde::Deserialize;
 
 use crate::env::Env;
 
-/// The config file, as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    #[serde(default)]
-    release: ReleaseSection,
-    #[serde(default)]
-    fleet: FleetSection,
-    #[serde(default)]
-    suite: SuiteSection,
-    #[serde(default)]
-    rollout: RolloutSection,
-    #[serde(default)]
-    registry: RegistrySection,
-}
+mod describe;
+mod file;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReleaseSection {
-    images: Option<Vec<String>>,
-    staging_tag: Option<String>,
-    promoted_tag: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetSection {
-    urls: Option<Vec<String>>,
-    urls_env: Option<String>,
-    tokens_env: Option<String>,
-    on_empty: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SuiteSection {
-    builtin: Option<String>,
-    file: Option<PathBuf>,
-    concurrency: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RolloutSection {
-    probe: Option<bool>,
-    deadline: Option<String>,
-    interval: Option<String>,
-    wait: Option<String>,
-    path: Option<String>,
-    json_path: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegistrySection {
-    insecure: Option<Vec<String>>,
-    ca_file: Option<PathBuf>,
-}
+pub use file::{load_file, FileConfig};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,45 +280,6 @@ fn boolean(raw: &str, source: &Source, what: &str) -> Result<bool, UsageError> {
             "write `true` or `false`",
         )),
     }
-}
-
-/// Reads the config file: `explicit` (must exist) or `./canary.toml` (if
-/// present).
-pub fn load_file(explicit: Option<&Path>) -> Result<Option<(PathBuf, FileConfig)>, UsageError> {
-    let path = if let Some(p) = explicit {
-        p.to_path_buf()
-    } else {
-        let p = PathBuf::from("canary.toml");
-        if !p.exists() {
-            return Ok(None);
-        }
-        p
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        UsageError::new(
-            format!("config file `{}`", path.display()),
-            format!("cannot be read ({e})"),
-            "check the path given with --config or CANARY_CONFIG",
-        )
-    })?;
-    let config: FileConfig = toml::from_str(&text).map_err(|e| {
-        let (line, col) = e
-            .span()
-            .map_or((0, 0), |s| line_col(&text, s.start));
-        UsageError::new(
-            format!("config file `{}` line {line} column {col}", path.display()),
-            format!("is invalid: {}", e.message()),
-            "the sections are [release], [fleet], [suite], [rollout] and [registry]; see the README's configuration reference",
-        )
-    })?;
-    Ok(Some((path, config)))
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 impl Settings {
@@ -753,108 +659,5 @@ impl Settings {
             self.staging.value.clone(),
             self.promoted.value.clone(),
         )
-    }
-
-    /// `canary config`: every setting, its value and its source.
-    pub fn describe(&self) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        let file = self.config_file.as_ref().map_or_else(
-            || "(none: no ./canary.toml)".to_string(),
-            |p| p.display().to_string(),
-        );
-        let _ = writeln!(out, "config file: {file}");
-        let mut row = |key: &str, value: String, source: &Source| {
-            let _ = writeln!(out, "{key:<22} {value:<44} ({source})");
-        };
-        let images = self
-            .images
-            .value
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        row(
-            "release.images",
-            if images.is_empty() {
-                "(none)".into()
-            } else {
-                images
-            },
-            &self.images.source,
-        );
-        row(
-            "release.staging_tag",
-            self.staging.value.to_string(),
-            &self.staging.source,
-        );
-        row(
-            "release.promoted_tag",
-            self.promoted.value.to_string(),
-            &self.promoted.source,
-        );
-        row(
-            "fleet.urls_env",
-            self.urls_env.value.clone(),
-            &self.urls_env.source,
-        );
-        row(
-            "fleet.tokens_env",
-            self.tokens_env.value.clone(),
-            &self.tokens_env.source,
-        );
-        let on_empty = match self.on_empty.value {
-            EmptyFleet::Skip => "skip",
-            EmptyFleet::Fail => "fail",
-        };
-        row(
-            "fleet.on_empty",
-            on_empty.to_string(),
-            &self.on_empty.source,
-        );
-        let suite = match &self.suite.value {
-            SuiteChoice::Builtin(n) => format!("builtin {n}"),
-            SuiteChoice::File(p) => format!("file {}", p.display()),
-        };
-        row("suite", suite, &self.suite.source);
-        row(
-            "suite.concurrency",
-            self.concurrency.value.to_string(),
-            &self.concurrency.source,
-        );
-        let rollout = match self.rollout.value {
-            Rollout::Immediate => "immediate (no wait)".to_string(),
-            Rollout::Fixed(d) => format!("fixed wait {}", humantime::format_duration(d)),
-            Rollout::Probe { interval, deadline } => format!(
-                "probe every {} up to {}",
-                humantime::format_duration(interval),
-                humantime::format_duration(deadline)
-            ),
-        };
-        row("rollout", rollout, &self.rollout.source);
-        row(
-            "rollout.path",
-            self.probe_path.value.clone(),
-            &self.probe_path.source,
-        );
-        row(
-            "rollout.json_path",
-            self.probe_json_path.value.clone(),
-            &self.probe_json_path.source,
-        );
-        row(
-            "registry.insecure",
-            self.insecure.value.join(", "),
-            &self.insecure.source,
-        );
-        row(
-            "registry.ca_file",
-            self.ca_file
-                .value
-                .as_ref()
-                .map_or_else(String::new, |p| p.display().to_string()),
-            &self.ca_file.source,
-        );
-        out
     }
 }

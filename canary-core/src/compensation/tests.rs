@@ -257,6 +257,8 @@ fn image(n: usize) -> ImageRef {
 fn entry(n: usize, before: Option<Digest>, status: ImageStatus) -> ImageReport {
     ImageReport {
         image: image(n),
+        before_read: true,
+        overwritten: None,
         staging_digest: Some(d(B)),
         before: before.clone(),
         after: before,

@@ -87,6 +87,8 @@ fn the_newest_open_intent_wins() {
 /// Every combination of what an image holds now, for undo and forward.
 #[test]
 fn repair_table() {
+    use RepairDirection::{Forward, Undo};
+    use RepairStep::{CannotUndo, LeaveForeign, Settled, Unknown, Write};
     let (before, target, foreign) = (d(1), d(2), d(3));
     let intent = |b: Before, command: Command, verified: bool| {
         let mut r = record(
@@ -98,8 +100,6 @@ fn repair_table() {
         r.verified = verified;
         r
     };
-    use RepairDirection::{Forward, Undo};
-    use RepairStep::{CannotUndo, LeaveForeign, Settled, Unknown, Write};
     let at = |x: &Digest| Read::Digest(x.clone());
     let rows: Vec<(Before, Read, RepairDirection, RepairStep)> = vec![
         // Undo: back to before; never over another writer.
@@ -180,7 +180,7 @@ fn repair_table() {
     for (b, now, direction, want) in rows {
         let got = repair_plan(
             &intent(b.clone(), Command::Promote, false),
-            &[now.clone()],
+            std::slice::from_ref(&now),
             direction,
         )
         .unwrap();

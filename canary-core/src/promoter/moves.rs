@@ -29,6 +29,9 @@ impl Promoter {
     pub(super) async fn move_images(&self, run: &mut Run, release: &Release) -> Event {
         let staging = release.staging_tag();
         let promoted = release.promoted_tag();
+        if let Err(e) = self.announce(run).await {
+            return move_failed(run, 0, &e);
+        }
         let mut written = Vec::with_capacity(run.report.images.len());
         for i in 0..run.report.images.len() {
             let image = run.report.images[i].image.clone();
@@ -60,7 +63,16 @@ impl Promoter {
                         entry.after = Some(d);
                         entry.status = ImageStatus::Moved;
                     }
-                    Ok(now) => moved_by_other.push((i, now)),
+                    Ok(now) => {
+                        // Another writer's digest this run is about to
+                        // overwrite: the report and the record say so.
+                        if let Some(foreign) = &now {
+                            run.report.images[i]
+                                .overwritten
+                                .get_or_insert_with(|| foreign.clone());
+                        }
+                        moved_by_other.push((i, now));
+                    }
                     Err(e) => return move_failed(run, i, &e),
                 }
             }

@@ -1,4 +1,4 @@
-//! Decision latency: the adaptive rollout probe vs the seed's fixed 6-minute
+//! Decision latency: the adaptive rollout probe vs the original pipeline's fixed 6-minute
 //! wait, simulated with the promoter's own clock (`ManualClock`), so the
 //! figures are exact and the run takes milliseconds.
 //!
@@ -7,7 +7,7 @@
 //! polls every 10 s with a 15 min deadline; the fixed wait sleeps 6 min and
 //! then verifies whatever the tenants run. "stale" counts tenants the fixed
 //! wait verified before they ran the release: evidence about the previous
-//! release, which is how the seed could promote a build nobody tested.
+//! release, which is how the original pipeline could promote a build nobody tested.
 //! Times exclude the suite's own run time (the same for both, about a second
 //! for the built-in suite), so they measure waiting alone.
 //!
@@ -128,7 +128,7 @@ async fn main() {
         ("fleet already on the release", vec![0, 0, 0]),
         ("fast updaters (within 1 min)", vec![20, 35, 55]),
         (
-            "5-min updater cycle (the seed)",
+            "5-min updater cycle (the original pipeline)",
             vec![40, 130, 210, 280, 295],
         ),
         ("one slow tenant (7 min)", vec![60, 120, 420]),

@@ -15,7 +15,7 @@
 //! (`VmHWM` from `/proc/self/status`), so the tenants' memory is not
 //! counted and each figure is the peak of that one run.
 //!
-//! Modes: `seq` runs tenant after tenant (the seed's script);
+//! Modes: `seq` runs tenant after tenant (the original pipeline's script);
 //! `c=K` runs through `canary_core::Promoter::smoke` with concurrency K
 //! (256 is the default policy; 32 was the first default).
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a report is this program's output

@@ -1,0 +1,397 @@
+//! The promoter with a ledger: intent before the first write, outcome after
+//! the run, refusal over an interrupted run, and the findings of the ledger
+//! issue reproduced on the in-memory fakes (a stale `before`, an
+//! overwritten foreign write, "not read" vs "absent").
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use canary_core::ledger::{Before, Ledger, MemoryLedger, RecordKind};
+use canary_core::promoter::Rollout;
+use canary_core::registry::{FaultTiming, Op};
+use canary_core::*;
+use futures::executor::block_on;
+
+const SHA: &str = "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90";
+const OLD_SHA: &str = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+fn image(n: usize) -> ImageRef {
+    ImageRef::parse(&format!("ghcr.io/acme/image{n}")).unwrap()
+}
+
+fn tag(s: &str) -> Tag {
+    Tag::parse(s).unwrap()
+}
+
+fn manifest(body: &str) -> Manifest {
+    Manifest::new(
+        "application/vnd.oci.image.manifest.v1+json",
+        body.as_bytes().to_vec(),
+    )
+}
+
+fn release(images: usize, sha: &str) -> Release {
+    Release::new(
+        GitSha::parse(sha).unwrap(),
+        (0..images).map(image).collect(),
+        TagTemplate::parse("staging-{sha}").unwrap(),
+        TagTemplate::parse("latest").unwrap(),
+    )
+    .unwrap()
+}
+
+fn seeded(images: usize) -> MemoryRegistry {
+    let r = MemoryRegistry::new();
+    for i in 0..images {
+        let old = manifest(&format!("{{\"image\":{i},\"release\":\"old\"}}"));
+        let new = manifest(&format!("{{\"image\":{i},\"release\":\"new\"}}"));
+        r.push(&image(i), &tag(&format!("staging-{OLD_SHA}")), old.clone());
+        r.push(&image(i), &tag("latest"), old);
+        r.push(&image(i), &tag(&format!("staging-{SHA}")), new);
+    }
+    r
+}
+
+fn latest(r: &MemoryRegistry, i: usize) -> Option<Digest> {
+    r.tag_digest(&image(i), &tag("latest"))
+}
+
+fn staging(r: &MemoryRegistry, i: usize, sha: &str) -> Option<Digest> {
+    r.tag_digest(&image(i), &tag(&format!("staging-{sha}")))
+}
+
+fn fleet(n: usize) -> StaticFleet {
+    StaticFleet::new(
+        (0..n)
+            .map(|i| {
+                Tenant::new(
+                    format!("https://canary-{i}.example"),
+                    Secret::new(format!("token-{i}")),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn promoter(registry: Arc<dyn Registry>, ledger: &Arc<MemoryLedger>) -> Promoter {
+    Promoter::new(
+        registry,
+        Arc::new(fleet(2)),
+        Arc::new(ScriptedSuite::new()),
+        Arc::new(ManualClock::new(1_000)),
+    )
+    .with_ledger(ledger.clone())
+}
+
+fn records(ledger: &MemoryLedger, kind: RecordKind) -> Vec<canary_core::ledger::Record> {
+    ledger
+        .records()
+        .into_iter()
+        .filter(|r| r.kind == kind)
+        .collect()
+}
+
+#[test]
+fn a_promotion_announces_before_moving_and_records_after() {
+    let r = seeded(2);
+    let ledger = Arc::new(MemoryLedger::new());
+    let p = promoter(Arc::new(r.clone()), &ledger);
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
+    assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+
+    let intents = records(&ledger, RecordKind::Intent);
+    assert_eq!(intents.len(), 2, "one intent per image");
+    let intent = &intents[0];
+    assert!(intent.verified && intent.outcome.is_none());
+    for (i, img) in intent.images.iter().enumerate() {
+        assert_eq!(Some(&img.target), staging(&r, i, SHA).as_ref());
+        assert_eq!(img.before, Before::At(staging(&r, i, OLD_SHA).unwrap()));
+    }
+    let outcomes = records(&ledger, RecordKind::Outcome);
+    // Attached to the new latest (which is also the target): once per image.
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(outcomes[0].outcome, Some(Outcome::Promoted));
+    assert!(outcomes[0].moved_latest());
+    let ids = report.ledger.as_ref().expect("ledger report");
+    assert_eq!((ids.intent.len(), ids.outcome.len()), (2, 2));
+    assert!(ids.warnings.is_empty());
+
+    // The record that explains latest is found from latest's digest.
+    let attached = block_on(ledger.attached(&image(0), &latest(&r, 0).unwrap())).unwrap();
+    match canary_core::ledger::why(&image(0), &latest(&r, 0).unwrap(), &attached) {
+        canary_core::ledger::Why::Record(s) => assert_eq!(s.record.sha.as_str(), SHA),
+        canary_core::ledger::Why::Outside => panic!("the promotion explains latest"),
+    }
+}
+
+#[test]
+fn a_rejection_is_recorded_and_moves_nothing() {
+    let r = seeded(1);
+    let ledger = Arc::new(MemoryLedger::new());
+    let suite = ScriptedSuite::new().results(
+        "https://canary-1.example",
+        vec![CheckResult::failed("liveness", "status 200", "500")],
+    );
+    let p = Promoter::new(
+        Arc::new(r.clone()),
+        Arc::new(fleet(2)),
+        Arc::new(suite),
+        Arc::new(ManualClock::new(1_000)),
+    )
+    .with_ledger(ledger.clone());
+    let report = block_on(p.verify(&release(1, SHA), &VerifyOptions::default()));
+    assert_eq!(report.outcome, Outcome::Rejected);
+    assert!(records(&ledger, RecordKind::Intent).is_empty());
+    let outcomes = records(&ledger, RecordKind::Outcome);
+    assert!(!outcomes.is_empty());
+    assert!(!outcomes[0].verified && !outcomes[0].moved_latest());
+    assert_eq!(r.count(Op::Put), 0);
+}
+
+#[test]
+fn an_interrupted_run_is_refused_before_anything_moves() {
+    let r = seeded(2);
+    let ledger = Arc::new(MemoryLedger::new());
+    // A run that died after moving image 0: its intent hangs off the digest
+    // image 0's latest now points at, with no outcome.
+    let p = promoter(Arc::new(r.clone()), &ledger);
+    block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
+    let intent = records(&ledger, RecordKind::Intent).remove(0);
+    let dead = MemoryLedger::new();
+    let mut orphan = intent.clone();
+    orphan.run_id = "killed-run".into();
+    block_on(dead.append(&image(0), &latest(&r, 0).unwrap(), &orphan)).unwrap();
+    let dead = Arc::new(dead);
+    let puts = r.count(Op::Put);
+    let p = promoter(Arc::new(r.clone()), &dead);
+    let report = block_on(p.rollback(&release(2, OLD_SHA)));
+    assert_eq!(report.outcome, Outcome::Failed, "{}", report.reason);
+    assert!(report.reason.contains("killed-run"), "{}", report.reason);
+    let hint = report.error.as_ref().and_then(|e| e.hint.clone()).unwrap();
+    assert!(hint.contains("canary repair"), "{hint}");
+    assert_eq!(r.count(Op::Put), puts, "nothing moved");
+}
+
+#[test]
+fn an_unwritable_intent_moves_nothing() {
+    let r = seeded(2);
+    let ledger = Arc::new(MemoryLedger::new());
+    ledger.fail_appends(true);
+    let p = promoter(Arc::new(r.clone()), &ledger);
+    let report = block_on(p.promote_manual(&release(2, SHA), "hotfix"));
+    assert_eq!(report.outcome, Outcome::Failed, "{}", report.reason);
+    assert!(report.reason.contains("intent record"), "{}", report.reason);
+    assert_eq!(r.count(Op::Put), 0);
+    for i in 0..2 {
+        assert_eq!(latest(&r, i), staging(&r, i, OLD_SHA));
+    }
+}
+
+#[test]
+fn a_failed_outcome_record_is_a_warning_not_a_new_outcome() {
+    // The intent goes through, then the ledger starts refusing.
+    struct FlakyLedger {
+        inner: MemoryLedger,
+        calls: AtomicUsize,
+    }
+    #[async_trait]
+    impl Ledger for FlakyLedger {
+        async fn append(
+            &self,
+            image: &ImageRef,
+            subject: &Digest,
+            record: &canary_core::ledger::Record,
+        ) -> Result<Digest, Error> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) >= 1 {
+                return Err(Error::new(ErrorKind::Transient, "503 from the registry"));
+            }
+            self.inner.append(image, subject, record).await
+        }
+        async fn attached(
+            &self,
+            image: &ImageRef,
+            subject: &Digest,
+        ) -> Result<Vec<canary_core::ledger::Stored>, Error> {
+            self.inner.attached(image, subject).await
+        }
+        async fn get(
+            &self,
+            image: &ImageRef,
+            id: &Digest,
+        ) -> Result<canary_core::ledger::Stored, Error> {
+            self.inner.get(image, id).await
+        }
+    }
+    let r = seeded(1);
+    let p = Promoter::new(
+        Arc::new(r.clone()),
+        Arc::new(fleet(1)),
+        Arc::new(ScriptedSuite::new()),
+        Arc::new(ManualClock::new(0)),
+    )
+    .with_ledger(Arc::new(FlakyLedger {
+        inner: MemoryLedger::new(),
+        calls: 0.into(),
+    }));
+    let report = block_on(p.verify(&release(1, SHA), &VerifyOptions::default()));
+    assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+    let ledger = report.ledger.unwrap();
+    assert_eq!(ledger.intent.len(), 1);
+    assert!(ledger.warnings[0].contains("outcome record was not written"));
+}
+
+/// A clock whose first sleep is "another tool moving latest": `crane copy
+/// …:staging-R3 …:latest` during the rollout wait.
+struct MovesLatestWhileWaiting {
+    inner: ManualClock,
+    registry: MemoryRegistry,
+    foreign: Manifest,
+    done: AtomicBool,
+}
+
+#[async_trait]
+impl Clock for MovesLatestWhileWaiting {
+    fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
+    async fn sleep(&self, duration: Duration) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            for i in 0..2 {
+                self.registry
+                    .push(&image(i), &tag("latest"), self.foreign.clone());
+            }
+        }
+        self.inner.sleep(duration).await;
+    }
+}
+
+/// Finding 2: `before` is what the move replaced, and a failed run never
+/// changes latest (it restores the other writer's digest, not a stale one).
+#[test]
+fn before_is_read_right_before_the_move() {
+    for fail in [false, true] {
+        let r = seeded(2);
+        let foreign = manifest("{\"release\":\"R3, moved by crane\"}");
+        let clock = MovesLatestWhileWaiting {
+            inner: ManualClock::new(0),
+            registry: r.clone(),
+            foreign: foreign.clone(),
+            done: AtomicBool::new(false),
+        };
+        if fail {
+            // Image 1's PUT fails: image 0 must go back to R3, not OLD.
+            r.fail_nth(Op::Put, 2, ErrorKind::Transient, FaultTiming::Before);
+        }
+        let p = Promoter::new(
+            Arc::new(r.clone()),
+            Arc::new(fleet(1)),
+            Arc::new(ScriptedSuite::new()),
+            Arc::new(clock),
+        )
+        .with_policy(Policy {
+            rollout: Rollout::Fixed(Duration::from_secs(360)),
+            ..Policy::default()
+        });
+        let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
+        for i in 0..2 {
+            assert_eq!(
+                report.images[i].before.as_ref(),
+                Some(foreign.digest()),
+                "fail={fail}: before is the other writer's digest"
+            );
+        }
+        if fail {
+            assert_eq!(report.outcome, Outcome::Failed, "{}", report.reason);
+            for i in 0..2 {
+                assert_eq!(latest(&r, i).as_ref(), Some(foreign.digest()), "image {i}");
+            }
+        } else {
+            assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+        }
+    }
+}
+
+/// Finding 3: a foreign digest overwritten by the re-assert is reported
+/// and recorded.
+#[test]
+fn an_overwritten_foreign_write_is_reported_and_recorded() {
+    struct OnceForeign {
+        inner: MemoryRegistry,
+        foreign: Manifest,
+        puts: AtomicUsize,
+    }
+    #[async_trait]
+    impl Registry for OnceForeign {
+        async fn get_manifest(&self, i: &ImageRef, r: &Reference) -> Result<Manifest, Error> {
+            self.inner.get_manifest(i, r).await
+        }
+        async fn head_manifest(
+            &self,
+            i: &ImageRef,
+            r: &Reference,
+        ) -> Result<Option<Digest>, Error> {
+            self.inner.head_manifest(i, r).await
+        }
+        async fn put_manifest(&self, i: &ImageRef, t: &Tag, m: &Manifest) -> Result<Digest, Error> {
+            let d = self.inner.put_manifest(i, t, m).await?;
+            if self.puts.fetch_add(1, Ordering::SeqCst) == 1 {
+                self.inner
+                    .push(&image(0), &tag("latest"), self.foreign.clone());
+            }
+            Ok(d)
+        }
+        async fn list_tags(&self, i: &ImageRef) -> Result<Vec<Tag>, Error> {
+            self.inner.list_tags(i).await
+        }
+    }
+    let r = seeded(2);
+    let foreign = manifest("{\"foreign\":true}");
+    let ledger = Arc::new(MemoryLedger::new());
+    let p = promoter(
+        Arc::new(OnceForeign {
+            inner: r.clone(),
+            foreign: foreign.clone(),
+            puts: 0.into(),
+        }),
+        &ledger,
+    );
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
+    assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+    assert_eq!(
+        report.images[0].overwritten.as_ref(),
+        Some(foreign.digest())
+    );
+    assert_eq!(report.images[1].overwritten, None);
+    let outcome = records(&ledger, RecordKind::Outcome).remove(0);
+    assert_eq!(
+        outcome.images[0].overwritten.as_ref(),
+        Some(foreign.digest())
+    );
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(text.contains("\"overwritten\""), "{text}");
+}
+
+/// Finding 4: a run that ended before reading latest says "not read", not
+/// "absent".
+#[test]
+fn not_read_and_absent_differ() {
+    let r = seeded(2);
+    // The staging tag of image 0 is missing: the precheck stops before
+    // reading any latest.
+    let p = promoter(Arc::new(r.clone()), &Arc::new(MemoryLedger::new()));
+    let report = block_on(p.verify(
+        &release(2, "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+        &VerifyOptions::default(),
+    ));
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report.images.iter().all(|i| !i.before_read));
+
+    let first = MemoryRegistry::new();
+    first.push(&image(0), &tag(&format!("staging-{SHA}")), manifest("{}"));
+    let p = promoter(Arc::new(first), &Arc::new(MemoryLedger::new()));
+    let report = block_on(p.promote_manual(&release(1, SHA), "first promotion"));
+    assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+    assert!(report.images[0].before_read && report.images[0].before.is_none());
+}

@@ -1,0 +1,105 @@
+//! The config file, `canary.toml`, as written.
+
+use std::path::{Path, PathBuf};
+
+use canary_core::UsageError;
+use serde::Deserialize;
+
+/// The config file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub(crate) release: ReleaseSection,
+    #[serde(default)]
+    pub(crate) fleet: FleetSection,
+    #[serde(default)]
+    pub(crate) suite: SuiteSection,
+    #[serde(default)]
+    pub(crate) rollout: RolloutSection,
+    #[serde(default)]
+    pub(crate) registry: RegistrySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseSection {
+    pub(crate) images: Option<Vec<String>>,
+    pub(crate) staging_tag: Option<String>,
+    pub(crate) promoted_tag: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FleetSection {
+    pub(crate) urls: Option<Vec<String>>,
+    pub(crate) urls_env: Option<String>,
+    pub(crate) tokens_env: Option<String>,
+    pub(crate) on_empty: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SuiteSection {
+    pub(crate) builtin: Option<String>,
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) concurrency: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RolloutSection {
+    pub(crate) probe: Option<bool>,
+    pub(crate) deadline: Option<String>,
+    pub(crate) interval: Option<String>,
+    pub(crate) wait: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) json_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegistrySection {
+    pub(crate) insecure: Option<Vec<String>>,
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+/// Reads the config file: `explicit` (must exist) or `./canary.toml` (if
+/// present).
+pub fn load_file(explicit: Option<&Path>) -> Result<Option<(PathBuf, FileConfig)>, UsageError> {
+    let path = if let Some(p) = explicit {
+        p.to_path_buf()
+    } else {
+        let p = PathBuf::from("canary.toml");
+        if !p.exists() {
+            return Ok(None);
+        }
+        p
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        UsageError::new(
+            format!("config file `{}`", path.display()),
+            format!("cannot be read ({e})"),
+            "check the path given with --config or CANARY_CONFIG",
+        )
+    })?;
+    let config: FileConfig = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map_or((0, 0), |s| line_col(&text, s.start));
+        UsageError::new(
+            format!("config file `{}` line {line} column {col}", path.display()),
+            format!("is invalid: {}", e.message()),
+            "the sections are [release], [fleet], [suite], [rollout] and [registry]; see the README's configuration reference",
+        )
+    })?;
+    Ok(Some((path, config)))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
