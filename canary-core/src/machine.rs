@@ -72,6 +72,9 @@ pub enum State {
     RolledBack,
     /// Terminal: a move failed and so did restoring; images are mixed.
     Inconsistent,
+    /// Terminal: a signal stopped the run before any write; `latest`
+    /// unchanged.
+    Interrupted,
 }
 
 impl State {
@@ -90,6 +93,7 @@ impl State {
             Self::Failed => Outcome::Failed,
             Self::RolledBack => Outcome::RolledBack,
             Self::Inconsistent => Outcome::Inconsistent,
+            Self::Interrupted => Outcome::Interrupted,
             Self::Planned
             | Self::Prechecked
             | Self::AwaitingRollout
@@ -116,6 +120,7 @@ impl State {
             Self::Failed => "failed",
             Self::RolledBack => "rolled_back",
             Self::Inconsistent => "inconsistent",
+            Self::Interrupted => "interrupted",
         }
     }
 }
@@ -237,6 +242,10 @@ pub enum Event {
     RestoreVerified,
     /// Restoring failed for at least one image.
     RestoreFailed,
+    /// A signal asked the run to stop. Before the moves it ends the run
+    /// (nothing was written); once moving, the promoter finishes what the
+    /// machine says instead (restore, or verify when every image moved).
+    Interrupted,
 }
 
 /// What the promoter must do next.
@@ -314,6 +323,10 @@ pub fn transition(
         (S::Promoting, E::MoveFailed) => (S::Promoting, vec![A::RestoreImages]),
         (S::Promoting, E::RestoreVerified) => (S::Failed, vec![]),
         (S::Promoting, E::RestoreFailed) => (S::Inconsistent, vec![]),
+
+        (S::Planned | S::Prechecked | S::AwaitingRollout | S::Verifying, E::Interrupted) => {
+            (S::Interrupted, vec![])
+        }
 
         (state, event) => return Err(InvalidTransition { state, event }),
     };
@@ -536,6 +549,7 @@ mod tests {
             MoveFailed,
             RestoreVerified,
             RestoreFailed,
+            Interrupted,
         ];
         let terminals = [
             State::Promoted,
@@ -545,6 +559,7 @@ mod tests {
             State::Failed,
             State::RolledBack,
             State::Inconsistent,
+            State::Interrupted,
         ];
         for plan in [VERIFY, DRY, MANUAL, ROLLBACK] {
             for s in terminals {
@@ -611,5 +626,34 @@ mod tests {
         assert_eq!(Outcome::Inconsistent.exit_code(), 4);
         assert_eq!(Outcome::RolledBack.to_string(), "rolled_back");
         assert_eq!(State::AwaitingRollout.to_string(), "awaiting_rollout");
+    }
+}
+
+#[cfg(test)]
+mod interrupt_tests {
+    use super::*;
+
+    /// A signal before the moves ends the run at once; during the moves it
+    /// is not an event the machine takes (the promoter finishes the moves
+    /// or restores them first).
+    #[test]
+    fn a_signal_stops_only_before_the_moves() {
+        let plan = Plan {
+            mode: Mode::Verify { dry_run: false },
+        };
+        for state in [
+            State::Planned,
+            State::Prechecked,
+            State::AwaitingRollout,
+            State::Verifying,
+        ] {
+            assert_eq!(
+                transition(plan, state, Event::Interrupted),
+                Ok((State::Interrupted, vec![]))
+            );
+        }
+        assert!(transition(plan, State::Promoting, Event::Interrupted).is_err());
+        assert_eq!(State::Interrupted.outcome(), Some(Outcome::Interrupted));
+        assert_eq!(Outcome::Interrupted.exit_code(), 5);
     }
 }

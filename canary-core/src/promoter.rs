@@ -34,6 +34,7 @@ use futures::stream::{self, StreamExt};
 use crate::clock::{duration_ms, Clock};
 use crate::error::{Error, ErrorKind, UsageError};
 use crate::fleet::TenantFleet;
+use crate::interrupt::Interrupt;
 use crate::ledger::Ledger;
 use crate::machine::smoke::{smoke_transition, SmokeAction, SmokeEvent, SmokeState};
 use crate::machine::{transition, Action, Event, Mode, Outcome, Plan, State};
@@ -151,6 +152,7 @@ pub struct Promoter {
     policy: Policy,
     ledger: Option<Arc<dyn Ledger>>,
     meta: RunMeta,
+    interrupt: Interrupt,
 }
 
 /// What a run's ledger records say about where it ran.
@@ -228,7 +230,16 @@ impl Promoter {
             policy: Policy::default(),
             ledger: None,
             meta: RunMeta::default(),
+            interrupt: Interrupt::new(),
         }
+    }
+
+    /// Stops when `interrupt` is raised: at once before any write, after
+    /// putting back (or verifying) what moved once moving.
+    #[must_use]
+    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Self {
+        self.interrupt = interrupt;
+        self
     }
 
     /// Records every move in `ledger`: an intent before the first write of
@@ -514,6 +525,21 @@ impl Promoter {
         let mut actions: VecDeque<Action> = run.feed(Event::Start, observer).into();
         let mut release = release.clone();
         while let Some(action) = actions.pop_front() {
+            if self.interrupt.is_raised()
+                && matches!(
+                    action,
+                    Action::Precheck
+                        | Action::AwaitRollout
+                        | Action::RunChecks
+                        | Action::MoveImages
+                )
+            {
+                // Nothing written yet: stop here, nothing changes.
+                run.story.interrupted = true;
+                actions.clear();
+                actions.extend(run.feed(Event::Interrupted, observer));
+                continue;
+            }
             let event = match action {
                 Action::Precheck => match self.precheck(&mut run, &release).await {
                     Ok(resolved) => {
@@ -571,6 +597,11 @@ impl Promoter {
             };
             actions.extend(run.feed(event, observer));
         }
+        if self.interrupt.is_raised() {
+            // A signal arrived while the moves ran: they were finished, and
+            // the outcome says the run was interrupted.
+            run.story.interrupted = true;
+        }
         let mut report = run.report;
         finish(&mut report, run.state, &release, &run.story);
         self.record_outcome(&mut report, run.plan.mode, &mut run.ledger)
@@ -624,6 +655,10 @@ impl Promoter {
             Rollout::Fixed(wait) => {
                 run.feed(Event::RolloutPending, observer);
                 self.clock.sleep(wait).await;
+                if self.interrupt.is_raised() {
+                    run.story.interrupted = true;
+                    return Event::Interrupted;
+                }
                 Event::RolloutConverged
             }
             Rollout::Probe { interval, deadline } => {
@@ -677,6 +712,10 @@ impl Promoter {
                     run.feed(Event::RolloutPending, observer);
                     let remaining = Duration::from_millis(deadline_ms - elapsed);
                     self.clock.sleep(interval.min(remaining)).await;
+                    if self.interrupt.is_raised() {
+                        run.story.interrupted = true;
+                        return Event::Interrupted;
+                    }
                 }
             }
         }

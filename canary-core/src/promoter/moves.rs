@@ -34,6 +34,18 @@ impl Promoter {
         }
         let mut written = Vec::with_capacity(run.report.images.len());
         for i in 0..run.report.images.len() {
+            if self.interrupt.is_raised() {
+                // Stop moving; what moved is put back (compensation).
+                run.story.interrupted = true;
+                let e = Error::new(
+                    ErrorKind::Other,
+                    format!(
+                        "interrupted by a signal before moving {}",
+                        run.report.images[i].image
+                    ),
+                );
+                return move_failed(run, i, &e);
+            }
             let image = run.report.images[i].image.clone();
             let expected = run.report.images[i].staging_digest.clone();
             let result = match self

@@ -3,7 +3,7 @@
 
 use crate::compensation::Compensation;
 use crate::machine::smoke::SmokeEvent;
-use crate::machine::{Event, State};
+use crate::machine::{Event, Outcome, State};
 use crate::report::{Command, ErrorReport, ImageStatus, PromotionReport, TenantReport};
 use crate::suite::CheckStatus;
 use crate::types::{ImageRef, Release, Tag};
@@ -32,6 +32,8 @@ pub(super) struct Story {
     pub(super) move_failure: Option<MoveFailure>,
     /// What compensation found.
     pub(super) compensation: Option<Compensation>,
+    /// A signal asked the run to stop.
+    pub(super) interrupted: bool,
 }
 
 impl Story {
@@ -178,9 +180,26 @@ pub(super) fn finish(report: &mut PromotionReport, state: State, release: &Relea
             .to_string(),
         State::Rejected | State::Inconclusive => format!("{why}; {promoted} unchanged"),
         State::Inconsistent => format!("INCONSISTENT: {why}"),
+        State::Interrupted => format!("interrupted by a signal before any write; {promoted} unchanged"),
         _ => why,
     };
     report.set_outcome(outcome, reason);
+    if story.interrupted {
+        // A signal during the moves: the machine finished them (restored,
+        // or verified when every image had moved). Say so; a failed
+        // restore stays `inconsistent`.
+        match state {
+            State::Failed if story.compensation.is_some() => report.set_outcome(
+                Outcome::Interrupted,
+                format!("interrupted by a signal during the moves; every image moved was put back and verified; {promoted} unchanged"),
+            ),
+            State::Promoted | State::RolledBack => report.set_outcome(
+                Outcome::Interrupted,
+                format!("interrupted by a signal after every image had moved; {promoted} of {images} images verified on {}", release.staging_tag()),
+            ),
+            _ => {}
+        }
+    }
     if state == State::Inconsistent && report.error.is_none() {
         report.error = Some(ErrorReport {
             kind: "inconsistent".to_string(),
