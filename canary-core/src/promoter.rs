@@ -23,6 +23,7 @@
 
 mod ledger;
 mod moves;
+mod records;
 mod story;
 
 use std::collections::VecDeque;

@@ -25,6 +25,63 @@ pub struct ImageState {
     pub truncated: bool,
     /// Why the image could not be read.
     pub error: Option<String>,
+    /// The ledger record that put the promoted tag here (`None`: no ledger,
+    /// or moved outside canary — see `explained`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<RecordSummary>,
+    /// Whether the ledger was read for this image.
+    #[serde(default)]
+    pub explained: bool,
+}
+
+/// A ledger record, as `status` and `history` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordSummary {
+    /// The record's id (its artifact's digest).
+    pub id: Digest,
+    /// Intent or outcome.
+    pub kind: crate::ledger::RecordKind,
+    /// The run.
+    pub run_id: String,
+    /// The command.
+    pub command: crate::report::Command,
+    /// The release.
+    pub sha: crate::types::GitSha,
+    /// The outcome (outcome records).
+    pub outcome: Option<crate::machine::Outcome>,
+    /// Whether the checks passed on the canary fleet.
+    pub verified: bool,
+    /// When, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// Who.
+    pub actor: Option<String>,
+    /// Why (outcome records), or the manual promotion's reason.
+    pub reason: String,
+    /// Whether the envelope was signed.
+    pub signed: bool,
+}
+
+impl From<&crate::ledger::Stored> for RecordSummary {
+    fn from(s: &crate::ledger::Stored) -> Self {
+        let r = &s.record;
+        Self {
+            id: s.id.clone(),
+            kind: r.kind,
+            run_id: r.run_id.clone(),
+            command: r.command,
+            sha: r.sha.clone(),
+            outcome: r.outcome,
+            verified: r.verified,
+            time_ms: r.time_ms,
+            actor: r.actor.clone(),
+            reason: r
+                .manual_reason
+                .clone()
+                .filter(|_| r.reason.is_empty())
+                .unwrap_or_else(|| r.reason.clone()),
+            signed: s.signed,
+        }
+    }
 }
 
 /// What one tenant reports running.
@@ -45,6 +102,31 @@ pub struct StatusReport {
     pub images: Vec<ImageState>,
     /// Every canary tenant.
     pub tenants: Vec<TenantState>,
+    /// A run that announced a move and never recorded its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<RecordSummary>,
+    /// Whether the images' promoted tags belong to different releases.
+    #[serde(default)]
+    pub mixed: bool,
+}
+
+impl StatusReport {
+    /// Whether some image could not be read.
+    pub fn unreadable(&self) -> bool {
+        self.images.iter().any(|i| i.error.is_some())
+    }
+
+    /// The exit code of `canary status`: 4 when the release is mixed or an
+    /// interrupted run is pending, 3 when an image could not be read, else 0.
+    pub fn exit_code(&self) -> i32 {
+        if self.mixed || self.interrupted.is_some() {
+            4
+        } else if self.unreadable() {
+            3
+        } else {
+            0
+        }
+    }
 }
 
 impl Promoter {
@@ -76,14 +158,18 @@ impl Promoter {
         let tenants = match self.fleet().tenants().await {
             Ok(t) => t,
             Err(e) => {
-                return Ok(StatusReport {
+                let mut report = StatusReport {
                     images: out,
                     tenants: vec![TenantState {
                         url: "(fleet)".to_string(),
                         version: None,
                         error: Some(e.chain()),
                     }],
-                })
+                    interrupted: None,
+                    mixed: false,
+                };
+                self.explain(&mut report, staging).await;
+                return Ok(report);
             }
         };
         let suite = self.suite();
@@ -105,10 +191,14 @@ impl Promoter {
             .buffered(self.policy().concurrency.max(1))
             .collect()
             .await;
-        Ok(StatusReport {
+        let mut report = StatusReport {
             images: out,
             tenants,
-        })
+            interrupted: None,
+            mixed: false,
+        };
+        self.explain(&mut report, staging).await;
+        Ok(report)
     }
 
     async fn image_state(
@@ -127,6 +217,8 @@ impl Promoter {
             scanned: 0,
             truncated: false,
             error: None,
+            record: None,
+            explained: false,
         };
         let digest = match registry
             .head_manifest(image, &Reference::Tag(promoted.clone()))

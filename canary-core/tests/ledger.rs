@@ -395,3 +395,194 @@ fn not_read_and_absent_differ() {
     assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
     assert!(report.images[0].before_read && report.images[0].before.is_none());
 }
+
+/// A killed run, as the next run finds it: the intent written, image 0
+/// moved, image 1 not, no outcome.
+fn killed_after_first_move(r: &MemoryRegistry, ledger: &MemoryLedger, command: Command) {
+    let intent = canary_core::ledger::Record {
+        schema: canary_core::ledger::RECORD_SCHEMA,
+        kind: RecordKind::Intent,
+        run_id: "killed".into(),
+        command,
+        sha: GitSha::parse(SHA).unwrap(),
+        promoted_tag: "latest".into(),
+        time_ms: 5,
+        images: (0..2)
+            .map(|i| canary_core::ledger::RecordImage {
+                image: image(i),
+                before: Before::At(staging(r, i, OLD_SHA).unwrap()),
+                target: staging(r, i, SHA).unwrap(),
+                after: None,
+                overwritten: None,
+            })
+            .collect(),
+        outcome: None,
+        reason: String::new(),
+        manual_reason: None,
+        verified: command == Command::Verify,
+        checks: None,
+        actor: None,
+        run_url: None,
+        previous: None,
+    };
+    for i in 0..2 {
+        block_on(ledger.append(&image(i), &staging(r, i, SHA).unwrap(), &intent)).unwrap();
+    }
+    let new = block_on(r.get_manifest(&image(0), &Reference::Tag(tag(&format!("staging-{SHA}")))))
+        .unwrap();
+    r.push(&image(0), &tag("latest"), new);
+}
+
+fn mixed(r: &MemoryRegistry) -> bool {
+    latest(r, 0).map(|d| Some(d) == staging(r, 0, SHA))
+        != latest(r, 1).map(|d| Some(d) == staging(r, 1, SHA))
+}
+
+#[test]
+fn repair_undoes_a_killed_run_and_closes_it() {
+    let r = seeded(2);
+    let ledger = Arc::new(MemoryLedger::new());
+    killed_after_first_move(&r, &ledger, Command::Verify);
+    assert!(mixed(&r));
+    let p = promoter(Arc::new(r.clone()), &ledger);
+    let images: Vec<ImageRef> = (0..2).map(image).collect();
+    let report = block_on(p.repair(
+        &images,
+        &tag("latest"),
+        canary_core::ledger::RepairDirection::Undo,
+    ));
+    assert_eq!(report.outcome, Outcome::Repaired, "{}", report.reason);
+    assert_eq!(report.exit_code, 0);
+    for i in 0..2 {
+        assert_eq!(latest(&r, i), staging(&r, i, OLD_SHA), "image {i} back");
+    }
+    // Closed: the next run is not refused, and a second repair finds nothing.
+    let again = block_on(p.repair(
+        &images,
+        &tag("latest"),
+        canary_core::ledger::RepairDirection::Undo,
+    ));
+    assert_eq!(again.outcome, Outcome::Skipped, "{}", again.reason);
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
+    assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+}
+
+#[test]
+fn repair_forward_finishes_a_verified_promotion_only() {
+    let r = seeded(2);
+    let ledger = Arc::new(MemoryLedger::new());
+    killed_after_first_move(&r, &ledger, Command::Verify);
+    let p = promoter(Arc::new(r.clone()), &ledger);
+    let images: Vec<ImageRef> = (0..2).map(image).collect();
+    let report = block_on(p.repair(
+        &images,
+        &tag("latest"),
+        canary_core::ledger::RepairDirection::Forward,
+    ));
+    assert_eq!(report.outcome, Outcome::Repaired, "{}", report.reason);
+    for i in 0..2 {
+        assert_eq!(latest(&r, i), staging(&r, i, SHA), "image {i} forward");
+    }
+
+    let r = seeded(2);
+    let ledger = Arc::new(MemoryLedger::new());
+    killed_after_first_move(&r, &ledger, Command::Rollback);
+    let p = promoter(Arc::new(r.clone()), &ledger);
+    let report = block_on(p.repair(
+        &images,
+        &tag("latest"),
+        canary_core::ledger::RepairDirection::Forward,
+    ));
+    assert_eq!(report.outcome, Outcome::Failed, "{}", report.reason);
+    assert!(
+        report
+            .reason
+            .contains("only a verified or manual promotion"),
+        "{}",
+        report.reason
+    );
+    assert!(mixed(&r), "a refused forward repair writes nothing");
+}
+
+#[test]
+fn status_flags_an_interrupted_run_and_a_mixed_release() {
+    let r = seeded(2);
+    let ledger = Arc::new(MemoryLedger::new());
+    killed_after_first_move(&r, &ledger, Command::Verify);
+    let p = promoter(Arc::new(r.clone()), &ledger);
+    let images: Vec<ImageRef> = (0..2).map(image).collect();
+    let status = block_on(p.status(
+        &images,
+        &TagTemplate::parse("staging-{sha}").unwrap(),
+        &TagTemplate::parse("latest").unwrap(),
+        50,
+    ))
+    .unwrap();
+    assert!(status.mixed);
+    assert_eq!(
+        status.interrupted.as_ref().map(|i| i.run_id.as_str()),
+        Some("killed")
+    );
+    assert_eq!(status.exit_code(), 4);
+
+    // Mixed without any record: a hand-made `crane tag`.
+    let r = seeded(2);
+    let new = block_on(r.get_manifest(&image(1), &Reference::Tag(tag(&format!("staging-{SHA}")))))
+        .unwrap();
+    r.push(&image(1), &tag("latest"), new);
+    let p = Promoter::new(
+        Arc::new(r.clone()),
+        Arc::new(fleet(0)),
+        Arc::new(ScriptedSuite::new()),
+        Arc::new(ManualClock::new(0)),
+    );
+    let status = block_on(p.status(
+        &images,
+        &TagTemplate::parse("staging-{sha}").unwrap(),
+        &TagTemplate::parse("latest").unwrap(),
+        50,
+    ))
+    .unwrap();
+    assert!(status.mixed && status.interrupted.is_none());
+    assert_eq!(status.exit_code(), 4);
+}
+
+#[test]
+fn history_walks_the_chain_and_rollback_previous_finds_the_last_verified() {
+    let r = seeded(1);
+    let ledger = Arc::new(MemoryLedger::new());
+    let third = "3333333ccccccccccccccccccccccccccccccccc";
+    r.push(
+        &image(0),
+        &tag(&format!("staging-{third}")),
+        manifest("{\"release\":\"third\"}"),
+    );
+    let p = promoter(Arc::new(r.clone()), &ledger);
+    let verified = block_on(p.verify(&release(1, SHA), &VerifyOptions::default()));
+    assert_eq!(verified.outcome, Outcome::Promoted);
+    let manual = block_on(p.promote_manual(&release(1, third), "hotfix"));
+    assert_eq!(manual.outcome, Outcome::Promoted, "{}", manual.reason);
+
+    let chain = block_on(p.history(&image(0), &tag("latest"), 10)).unwrap();
+    let runs: Vec<(RecordKind, Command)> = chain
+        .iter()
+        .map(|s| (s.record.kind, s.record.command))
+        .collect();
+    assert_eq!(
+        runs,
+        vec![
+            (RecordKind::Outcome, Command::Promote),
+            (RecordKind::Outcome, Command::Verify)
+        ],
+        "newest first, one outcome per run"
+    );
+    assert_eq!(
+        block_on(p.history(&image(0), &tag("latest"), 1))
+            .unwrap()
+            .len(),
+        1
+    );
+    // The current release is the manual one; the last verified before it is SHA.
+    let previous = block_on(p.previous_release(&image(0), &tag("latest"))).unwrap();
+    assert_eq!(previous.as_str(), SHA);
+}

@@ -267,7 +267,7 @@ impl Promoter {
 
     /// GET `from` (checked against `expected`), PUT under `to` with the same
     /// bytes and media type, HEAD `to` and compare: three requests.
-    async fn retag(
+    pub(super) async fn retag(
         &self,
         image: &ImageRef,
         from: &Reference,
