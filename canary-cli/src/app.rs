@@ -20,8 +20,13 @@ pub(crate) async fn run(cli: Cli, matches: &ArgMatches) -> i32 {
     let env = Env::process();
     // In Actions mode, masks every secret in the environment before anything
     // is printed.
-    let json = matches!(&cli.command, Cmd::Verify { output, .. } | Cmd::Promote { output, .. } | Cmd::Rollback { output, .. } | Cmd::Smoke { output, .. } if output.json)
-        || matches!(&cli.command, Cmd::Status { json: true, .. });
+    let json = matches!(&cli.command, Cmd::Verify { output, .. } | Cmd::Promote { output, .. } | Cmd::Rollback { output, .. } | Cmd::Smoke { output, .. } | Cmd::Repair { output, .. } if output.json)
+        || matches!(
+            &cli.command,
+            Cmd::Status { json: true, .. }
+                | Cmd::History { json: true, .. }
+                | Cmd::VerifyRecord { json: true, .. }
+        );
     let github = Github::detect(cli.settings.github, json, &env.as_fn()).map(Arc::new);
     let command = command_of(&cli.command);
     match execute(cli, sub, env, github.as_ref()).await {
@@ -42,6 +47,7 @@ fn command_of(cmd: &Cmd) -> Command {
         Cmd::Promote { .. } => Command::Promote,
         Cmd::Rollback { .. } => Command::Rollback,
         Cmd::Smoke { .. } => Command::Smoke,
+        Cmd::Repair { .. } => Command::Repair,
         _ => Command::Verify,
     }
 }
@@ -76,6 +82,7 @@ async fn execute(
     env: Env,
     github: Option<&Arc<Github>>,
 ) -> Result<i32, UsageError> {
+    let signals = crate::signals::Signals::install();
     refuse_secrets_on_argv(&cli)?;
     #[cfg(feature = "demo")]
     if let Cmd::Demo = cli.command {
@@ -86,10 +93,33 @@ async fn execute(
         print!("{}", canary_report::postmortem(&report));
         return Ok(0);
     }
-    let overrides = cli.settings.overrides(sub);
+    let mut overrides = cli.settings.overrides(sub);
+    // `verify-record --image IMG[@DIGEST]` names the record's image, which
+    // may carry a digest: it is this command's input, not the release's.
+    let mut record_image = String::new();
+    if let Cmd::VerifyRecord { public_key, .. } = &cli.command {
+        record_image = match overrides.images.as_slice() {
+            [one] => std::mem::take(&mut overrides.images).remove(0),
+            _ => {
+                return Err(UsageError::new(
+                    "canary verify-record",
+                    "needs exactly one --image",
+                    "name the image whose record to check: --image IMG or --image IMG@sha256:…",
+                ))
+            }
+        };
+        if let Some(path) = public_key {
+            overrides.public_key = Some(path.clone());
+            if sub.value_source("public_key") == Some(clap::parser::ValueSource::EnvVariable) {
+                overrides.from_env.push(canary::setting::PUBLIC_KEY.id);
+            }
+        }
+    }
     let mut gate = Gate::load(&overrides, cli.settings.config.as_deref(), env.clone())?
         .with_spelling(flag)
-        .with_observer(Arc::new(Progress::new(cli.settings.quiet)));
+        .with_observer(Arc::new(Progress::new(cli.settings.quiet)))
+        .with_interrupt(signals.interrupt())
+        .with_clock(signals.clock());
     if let Some(gh) = github {
         gh.mask_var(&env.as_fn(), &gate.settings().tokens_env.value);
         let sink = Arc::clone(gh);
@@ -128,10 +158,53 @@ async fn execute(
                 .await?;
             Ok(emit(&report, &output, github))
         }
-        Cmd::Rollback { sha, output } => {
+        Cmd::Rollback {
+            sha,
+            previous,
+            output,
+        } => {
             check_output_paths(&output)?;
-            let report = gate.rollback(&sha).await?;
+            let report = match sha {
+                Some(sha) if !previous => gate.rollback(&sha).await?,
+                _ => gate.rollback_previous().await?,
+            };
             Ok(emit(&report, &output, github))
+        }
+        Cmd::Repair { forward, output } => {
+            check_output_paths(&output)?;
+            let report = gate.repair(forward).await?;
+            Ok(emit(&report, &output, github))
+        }
+        Cmd::History { limit, json } => {
+            let history = gate.history(None, limit).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&history).unwrap_or_default()
+                );
+            } else {
+                print!(
+                    "{}",
+                    canary_report::ledger::history(
+                        &history.image.to_string(),
+                        &history.records,
+                        history.error.as_deref()
+                    )
+                );
+            }
+            Ok(history.exit_code())
+        }
+        Cmd::VerifyRecord { json, .. } => {
+            let check = gate.verify_record(&record_image).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&check).unwrap_or_default()
+                );
+            } else {
+                print!("{}", canary_report::ledger::record_check(&check));
+            }
+            Ok(check.exit_code())
         }
         Cmd::Smoke {
             tenant,
@@ -159,7 +232,7 @@ async fn execute(
             } else {
                 print!("{}", canary_report::status::text(&status));
             }
-            Ok(0)
+            Ok(status.exit_code())
         }
         Cmd::Postmortem { .. } => unreachable!("handled above"),
         #[cfg(feature = "demo")]

@@ -15,10 +15,15 @@ use clap::{ArgMatches, Args, Parser, Subcommand};
 /// and verifies the digests. When it is red, `:latest` stays put and the
 /// report says why.
 ///
-/// Exit codes: 0 promoted/rolled back/passed/skipped, 1 rejected or
-/// inconclusive, 2 bad input or config (nothing was sent), 3 registry or
-/// transport failure (`latest` unchanged or restored), 4 inconsistent (a move
-/// and its undo failed; the report lists every image's digest).
+/// Exit codes: 0 promoted/rolled back/passed/skipped/repaired, 1 rejected
+/// or inconclusive, 2 bad input or config (nothing was sent), 3 registry or
+/// transport failure (`latest` unchanged or restored), 4 inconsistent (images
+/// on different releases; the report lists every image's digest), 5
+/// interrupted by a signal (what moved was put back, or verified).
+///
+/// Every move is recorded in the registry itself (the release ledger):
+/// `canary status` says why `latest` is `latest`, `canary history` lists the
+/// records, `canary repair` settles a run that was killed mid-move.
 ///
 /// Settings come from flags, then environment variables, then `canary.toml`
 /// (in the working directory, or --config), then defaults; `canary config`
@@ -156,6 +161,16 @@ pub(crate) struct SettingsArgs {
     #[arg(long, global = true, env = setting::CA_FILE.env, value_name = "FILE")]
     pub(crate) ca_file: Option<PathBuf>,
 
+    /// Keep the release ledger in the registry: an intent record before
+    /// every move, an outcome record after [file: ledger.enabled] [default: true]
+    #[arg(long, global = true, env = setting::LEDGER.env, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) ledger: Option<String>,
+
+    /// File holding the key that signs ledger records (PKCS#8 PEM, Ed25519 or
+    /// ECDSA P-256); or the PEM in CANARY_SIGNING_KEY [file: ledger.signing_key_file]
+    #[arg(long, global = true, env = setting::SIGNING_KEY_FILE.env, value_name = "FILE")]
+    pub(crate) signing_key_file: Option<PathBuf>,
+
     /// Force GitHub Actions mode (masks, annotations, outputs, step summary);
     /// on by default when GITHUB_ACTIONS=true
     #[arg(long, global = true)]
@@ -198,6 +213,8 @@ impl SettingsArgs {
             setting::WAIT,
             setting::INSECURE,
             setting::CA_FILE,
+            setting::LEDGER,
+            setting::SIGNING_KEY_FILE,
         ]
         .into_iter()
         .filter(|s: &Setting| matches.value_source(s.id) == Some(ValueSource::EnvVariable))
@@ -219,6 +236,9 @@ impl SettingsArgs {
             wait: self.wait.clone(),
             insecure: self.insecure.clone(),
             ca_file: self.ca_file.clone(),
+            ledger: self.ledger.clone(),
+            signing_key_file: self.signing_key_file.clone(),
+            public_key: None,
             from_env,
         }
     }
@@ -275,9 +295,44 @@ pub(crate) enum Cmd {
     /// after checking it exists for every image
     Rollback {
         /// The sha to go back to (short or full)
-        sha: String,
+        #[arg(required_unless_present = "previous", conflicts_with = "previous")]
+        sha: Option<String>,
+        /// Go back to the last release the ledger says was verified and
+        /// promoted before the current one
+        #[arg(long)]
+        previous: bool,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Settle a promotion a killed run left unfinished (read from the
+    /// ledger): put every image back where it was, or finish the move
+    Repair {
+        /// Finish the move instead (only a verified or manual promotion)
+        #[arg(long)]
+        forward: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List the ledger records of an image (the first --image of the
+    /// release), newest first
+    History {
+        /// At most this many records
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: usize,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the signature of the ledger record behind an image's digest
+    /// with a public key: --image IMG[@sha256:…] (the promoted tag's digest
+    /// when none is given)
+    VerifyRecord {
+        /// The public key (PEM) [file: ledger.public_key_file]
+        #[arg(long, env = setting::PUBLIC_KEY.env, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
     },
     /// Run the smoke suite only (no registry): the configured fleet, or one
     /// tenant

@@ -13,6 +13,7 @@ mod cli;
 mod demo;
 mod github;
 mod output;
+mod signals;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 

@@ -269,3 +269,53 @@ impl Promoter {
         state
     }
 }
+
+/// `canary history`: one image's ledger, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct History {
+    /// The image whose ledger was read.
+    pub image: crate::types::ImageRef,
+    /// The records, newest first.
+    pub records: Vec<RecordSummary>,
+    /// Why the ledger could not be read (then `records` is what was read).
+    pub error: Option<String>,
+}
+
+impl History {
+    /// 0, or 3 when the ledger could not be read.
+    pub fn exit_code(&self) -> i32 {
+        if self.error.is_some() {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// `canary verify-record`: whether a record's signature holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordCheck {
+    /// The image.
+    pub image: crate::types::ImageRef,
+    /// The digest the record is attached to.
+    pub subject: Option<crate::types::Digest>,
+    /// The record checked.
+    pub record: Option<RecordSummary>,
+    /// Whether the signature verified with the public key.
+    pub valid: bool,
+    /// Why not, or which key verified it.
+    pub reason: String,
+    /// A registry failure (exit 3).
+    pub error: Option<String>,
+}
+
+impl RecordCheck {
+    /// 0 valid, 1 invalid or unsigned, 3 the record could not be read.
+    pub fn exit_code(&self) -> i32 {
+        match (&self.error, self.valid) {
+            (Some(_), _) => 3,
+            (None, true) => 0,
+            (None, false) => 1,
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod escape;
 pub mod github;
 mod json;
 mod junit;
+pub mod ledger;
 mod markdown;
 mod postmortem;
 pub mod status;

@@ -30,6 +30,38 @@ pub fn text(report: &StatusReport) -> String {
     let _ = writeln!(out, "images:");
     for i in &report.images {
         let _ = writeln!(out, "  {}:{}  {}", i.image, i.promoted_tag, image_at(i));
+        match (&i.record, i.explained, &i.digest) {
+            (Some(r), _, _) => {
+                let _ = writeln!(
+                    out,
+                    "    why: {}",
+                    crate::ledger::record_line(r).replace('\n', "\n    ")
+                );
+            }
+            (None, true, Some(_)) => {
+                let _ = writeln!(
+                    out,
+                    "    why: no ledger record put it here: moved outside canary (or before the ledger)"
+                );
+            }
+            _ => {}
+        }
+    }
+    if let Some(r) = &report.interrupted {
+        let _ = writeln!(
+            out,
+            "INTERRUPTED: run {} ({} of {}) announced a move at {} and never recorded its end; run `canary repair` (undo) or `canary repair --forward`",
+            r.run_id,
+            r.command.as_str(),
+            r.sha,
+            crate::terminal::time(r.time_ms)
+        );
+    }
+    if report.mixed {
+        let _ = writeln!(
+            out,
+            "MIXED: the images' promoted tags belong to different releases; settle it with `canary repair` or `canary rollback SHA`"
+        );
     }
     let _ = writeln!(out, "tenants:");
     if report.tenants.is_empty() {

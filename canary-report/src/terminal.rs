@@ -10,6 +10,20 @@ use canary_core::{
 
 use crate::words;
 
+/// A time in ms since the Unix epoch as RFC 3339 (UTC, seconds).
+pub fn time(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Untrusted text on one line: control characters, newlines included,
+/// become spaces.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 fn paint(text: &str, code: &str, color: bool) -> String {
     if color {
         format!("\x1b[{code}m{text}\x1b[0m")

@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use canary_core::promoter::{Policy, VerifyOptions};
+use canary_core::promoter::{Policy, RunMeta, VerifyOptions};
 use canary_core::{
-    Clock, GitSha, Observer, Promoter, PromotionReport, Reason, Registry, Release, Secret,
-    SmokeSuite, StaticFleet, StatusReport, TenantFleet, UsageError,
+    Clock, Digest, GitSha, Interrupt, Observer, Promoter, PromotionReport, Reason, Registry,
+    Release, Secret, SmokeSuite, StaticFleet, StatusReport, TenantFleet, UsageError,
 };
 use canary_http::SystemClock;
+use canary_ledger::{OciLedger, SigningKey};
 use canary_registry::{Credentials, OciRegistry, RegistryOptions};
 use canary_smoke::{HttpOptions, HttpSuite, ProbeConfig, Suite};
 
@@ -66,6 +67,7 @@ pub struct Gate {
     secrets: Option<SecretSink>,
     spell: Spelling,
     run_id: String,
+    interrupt: Interrupt,
 }
 
 impl std::fmt::Debug for Gate {
@@ -88,7 +90,16 @@ impl Gate {
             secrets: None,
             spell: plain,
             run_id: run_id(),
+            interrupt: Interrupt::new(),
         }
+    }
+
+    /// Stops a run when `interrupt` is raised (a signal): at once before any
+    /// write; once moving, after putting back (or verifying) what moved.
+    #[must_use]
+    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Self {
+        self.interrupt = interrupt;
+        self
     }
 
     /// Reads the config file (`config`, else `CANARY_CONFIG`, else
@@ -220,19 +231,7 @@ impl Gate {
     pub async fn status(&self, max_scan: usize) -> Result<StatusReport, UsageError> {
         let images = self.settings.images()?;
         let fleet = self.fleet()?;
-        let registry = self.registry()?;
-        for image in images {
-            registry.check_image(image)?;
-        }
-        let suite = self.suite()?;
-        self.mask(&fleet.tenants().await.unwrap_or_default());
-        let promoter = Promoter::new(
-            Arc::new(registry),
-            Arc::new(fleet),
-            Arc::new(suite),
-            self.clock.clone(),
-        )
-        .with_policy(self.policy());
+        let promoter = self.promoter_for(images, fleet).await?;
         promoter
             .status(
                 images,
@@ -243,7 +242,7 @@ impl Gate {
             .await
     }
 
-    fn respell(&self, input: &str, e: &UsageError) -> UsageError {
+    pub(crate) fn respell(&self, input: &str, e: &UsageError) -> UsageError {
         let spelled = (self.spell)(input);
         let named = match e.input().strip_prefix(input) {
             Some(rest) => format!("{spelled}{rest}"),
@@ -272,27 +271,116 @@ impl Gate {
         }
     }
 
-    /// The registry, fleet and suite of a run, validated before any request,
-    /// every secret handed to the sink first.
-    async fn promoter(
+    /// The registry, fleet, suite and ledger of a run, validated before any
+    /// request, every secret handed to the sink first.
+    pub(crate) async fn promoter(
         &self,
         release: &Release,
         fleet: StaticFleet,
     ) -> Result<Promoter, UsageError> {
-        let registry = self.registry()?;
-        for image in release.images() {
+        self.promoter_for(release.images(), fleet).await
+    }
+
+    /// [`Gate::promoter`] for these images.
+    pub(crate) async fn promoter_for(
+        &self,
+        images: &[canary_core::ImageRef],
+        fleet: StaticFleet,
+    ) -> Result<Promoter, UsageError> {
+        let registry = Arc::new(self.registry()?);
+        for image in images {
             registry.check_image(image)?;
         }
         let suite = self.suite()?;
         self.mask(&fleet.tenants().await.unwrap_or_default());
-        let registry: Arc<dyn Registry> = Arc::new(registry);
+        let ledger = self.ledger(&registry)?;
+        let meta = self.meta();
+        let dyn_registry: Arc<dyn Registry> = registry;
         let suite: Arc<dyn SmokeSuite> = Arc::new(suite);
-        let promoter = Promoter::new(registry, Arc::new(fleet), suite, self.clock.clone())
-            .with_policy(self.policy());
+        let mut promoter = Promoter::new(dyn_registry, Arc::new(fleet), suite, self.clock.clone())
+            .with_policy(self.policy())
+            .with_meta(meta)
+            .with_interrupt(self.interrupt.clone());
+        if let Some(ledger) = ledger {
+            promoter = promoter.with_ledger(ledger);
+        }
         Ok(match &self.observer {
             Some(o) => promoter.with_observer(o.clone()),
             None => promoter,
         })
+    }
+
+    /// The release ledger in the registry, signing with the configured key
+    /// (the key's PEM goes to the secret sink first). `None` when disabled.
+    pub(crate) fn ledger(
+        &self,
+        registry: &Arc<OciRegistry>,
+    ) -> Result<Option<Arc<OciLedger>>, UsageError> {
+        let settings = &self.settings.ledger;
+        if !settings.enabled.value {
+            return Ok(None);
+        }
+        let key = match &settings.signing_key_file.value {
+            Some(path) => {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    UsageError::new(
+                        format!("signing key file `{}`", path.display()),
+                        format!("cannot be read ({})", e.kind()),
+                        "give a PKCS#8 PEM private key (`openssl genpkey -algorithm ed25519 -out key.pem`)",
+                    )
+                })?;
+                Some((pem, format!("signing key file `{}`", path.display())))
+            }
+            None => self
+                .env
+                .get(&settings.signing_key_env.value)
+                .filter(|v| !v.trim().is_empty())
+                .map(|pem| {
+                    (
+                        pem,
+                        format!("signing key variable {}", settings.signing_key_env.value),
+                    )
+                }),
+        };
+        let signing = match key {
+            Some((pem, label)) => {
+                if let Some(sink) = &self.secrets {
+                    sink(&Secret::new(pem.trim()));
+                }
+                Some(SigningKey::from_pkcs8_pem(&pem, &label)?)
+            }
+            None => None,
+        };
+        Ok(Some(Arc::new(OciLedger::new(
+            Arc::clone(registry),
+            signing,
+            canary_ledger::statement::verifier_id(env!("CARGO_PKG_VERSION")),
+        ))))
+    }
+
+    /// Who and where, and which suite, for the ledger records.
+    fn meta(&self) -> RunMeta {
+        let gh = canary_gha::GithubEnv::from_env(self.env.as_fn());
+        let (suite, text) = match &self.settings.suite.value {
+            SuiteChoice::Builtin(name) => (
+                name.clone(),
+                (name == "workspace-server")
+                    .then(|| canary_smoke::WORKSPACE_SERVER.as_bytes().to_vec()),
+            ),
+            SuiteChoice::File(path) => (
+                path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+                std::fs::read(path).ok(),
+            ),
+        };
+        RunMeta {
+            actor: self.env.get("GITHUB_ACTOR").filter(|a| !a.is_empty()),
+            run_url: gh.run_url(),
+            suite: Some(suite),
+            suite_digest: text.map(|t| Digest::sha256_of(&t)),
+        }
     }
 
     fn fleet(&self) -> Result<StaticFleet, UsageError> {
@@ -375,7 +463,12 @@ impl Gate {
         HttpSuite::new(suite, options)
     }
 
-    fn registry(&self) -> Result<OciRegistry, UsageError> {
+    /// How this face spells `input`.
+    pub(crate) fn spelled(&self, input: &str) -> String {
+        (self.spell)(input)
+    }
+
+    pub(crate) fn registry(&self) -> Result<OciRegistry, UsageError> {
         OciRegistry::new(RegistryOptions {
             insecure: self.settings.insecure.value.clone(),
             ca_file: self.settings.ca_file.value.clone(),

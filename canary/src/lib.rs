@@ -3,9 +3,11 @@
 
 pub mod env;
 pub mod gate;
+pub mod records;
 pub mod settings;
 
 pub use canary_core as core;
+pub use canary_core::status::{History, RecordCheck};
 pub use canary_report as report;
 pub use env::Env;
 pub use gate::{read_report, run_id, Gate, SecretSink, SmokeTarget, Spelling};

@@ -16,8 +16,10 @@ use crate::env::Env;
 
 mod describe;
 mod file;
+mod ledger;
 
 pub use file::{load_file, FileConfig};
+pub use ledger::{LedgerSettings, DEFAULT_SIGNING_KEY_ENV};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,8 @@ pub struct Settings {
     pub insecure: Sourced<Vec<String>>,
     /// Extra CA bundle for registries and tenants.
     pub ca_file: Sourced<Option<PathBuf>>,
+    /// The release ledger.
+    pub ledger: LedgerSettings,
 }
 
 /// What a face's user gave explicitly, before the environment, the file
@@ -131,6 +135,12 @@ pub struct Overrides {
     pub insecure: Vec<String>,
     /// Extra CA bundle.
     pub ca_file: Option<PathBuf>,
+    /// Whether to keep the release ledger (`true`/`false`).
+    pub ledger: Option<String>,
+    /// A file holding the ledger's signing key (PKCS#8 PEM).
+    pub signing_key_file: Option<PathBuf>,
+    /// A file holding the public key records are verified with.
+    pub public_key: Option<PathBuf>,
     /// The settings (by [`Setting::id`]) whose override the face read from
     /// the environment variable itself (clap's `env`), so the source says
     /// `env VAR`, not `flag --name`.
@@ -179,6 +189,9 @@ settings! {
     WAIT = ("wait", "wait", "CANARY_WAIT");
     INSECURE = ("insecure", "insecure-registry", "CANARY_INSECURE_REGISTRIES");
     CA_FILE = ("ca_file", "ca-file", "CANARY_CA_FILE");
+    LEDGER = ("ledger", "ledger", "CANARY_LEDGER");
+    SIGNING_KEY_FILE = ("signing_key_file", "signing-key-file", "CANARY_SIGNING_KEY_FILE");
+    PUBLIC_KEY = ("public_key", "public-key", "CANARY_PUBLIC_KEY_FILE");
 }
 
 struct Resolver<'a> {
@@ -619,6 +632,7 @@ impl Settings {
                 other => Ok(other),
             },
         )?;
+        let ledger = LedgerSettings::resolve(&r, file.ledger)?;
         Ok(Self {
             config_file,
             images,
@@ -635,6 +649,7 @@ impl Settings {
             probe_json_path,
             insecure,
             ca_file,
+            ledger,
         })
     }
 

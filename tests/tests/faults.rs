@@ -297,6 +297,10 @@ async fn run_scenario(setup: &Arc<Setup>, lane: &mut Lane, op: Op, scenario: Sce
         .env("HOME", lane.dir.path())
         .env("NO_COLOR", "1")
         .env("CANARY_IMAGES", images_on(&proxy.host(), &lane.repos))
+        // The moves' matrix: every fault lands on a request of the moves, as
+        // it always did. Faults on the ledger's own requests, and kills at
+        // every request with the ledger on, are `ledger.rs`'s matrix.
+        .env("CANARY_LEDGER", "false")
         .env("CANARY_ROLLOUT_INTERVAL", "100ms")
         .env("CANARY_ROLLOUT_DEADLINE", "10s")
         .args(op.args());

@@ -105,6 +105,31 @@ impl Settings {
                 .map_or_else(String::new, |p| p.display().to_string()),
             &self.ca_file.source,
         );
+        let l = &self.ledger;
+        row(
+            "ledger.enabled",
+            l.enabled.value.to_string(),
+            &l.enabled.source,
+        );
+        let path = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map_or_else(String::new, |p| p.display().to_string())
+        };
+        row(
+            "ledger.signing_key_env",
+            l.signing_key_env.value.clone(),
+            &l.signing_key_env.source,
+        );
+        row(
+            "ledger.signing_key_file",
+            path(&l.signing_key_file.value),
+            &l.signing_key_file.source,
+        );
+        row(
+            "ledger.public_key_file",
+            path(&l.public_key_file.value),
+            &l.public_key_file.source,
+        );
         out
     }
 }

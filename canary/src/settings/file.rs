@@ -19,6 +19,17 @@ pub struct FileConfig {
     pub(crate) rollout: RolloutSection,
     #[serde(default)]
     pub(crate) registry: RegistrySection,
+    #[serde(default)]
+    pub(crate) ledger: LedgerSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LedgerSection {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) signing_key_env: Option<String>,
+    pub(crate) signing_key_file: Option<PathBuf>,
+    pub(crate) public_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,7 +101,7 @@ pub fn load_file(explicit: Option<&Path>) -> Result<Option<(PathBuf, FileConfig)
         UsageError::new(
             format!("config file `{}` line {line} column {col}", path.display()),
             format!("is invalid: {}", e.message()),
-            "the sections are [release], [fleet], [suite], [rollout] and [registry]; see the README's configuration reference",
+            "the sections are [release], [fleet], [suite], [rollout], [registry] and [ledger]; see the README's configuration reference",
         )
     })?;
     Ok(Some((path, config)))
@@ -102,4 +113,3 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
-
