@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs what the tests need first:
-# the CNCF distribution registry (Debian `docker-registry`), skopeo,
-# htpasswd and openssl. The tests start and stop their own registries on
+# the CNCF distribution registry 2.8 (Debian `docker-registry`), skopeo,
+# htpasswd and openssl; and puts the shared OCI tools on PATH (oras, regctl,
+# crane, distribution 3.x). The tests start and stop their own registries on
 # free loopback ports; a missing binary fails the run loudly, never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,21 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 for bin in docker-registry skopeo htpasswd openssl; do
     command -v "$bin" >/dev/null 2>&1 || { echo "error: $bin is not installed and could not be installed" >&2; exit 1; }
+done
+
+# The third-party OCI tools the interop tests run (oras, regctl, crane, and
+# CNCF distribution 3.x as `registry`) come from the shared folder beside
+# the clone: <clone>/../shared/tools/install.sh unpacks them and prints the
+# folder to put on PATH.
+tools_install="$(pwd)/../shared/tools/install.sh"
+if [ ! -f "$tools_install" ]; then
+    echo "error: $tools_install is missing; the interop tests need oras, regctl, crane and registry 3.x from it" >&2
+    exit 1
+fi
+tools_dir="$(bash "$tools_install")"
+export PATH="$tools_dir:$PATH"
+for bin in oras regctl crane registry; do
+    command -v "$bin" >/dev/null 2>&1 || { echo "error: $bin is not on PATH after $tools_install" >&2; exit 1; }
 done
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then

@@ -9,20 +9,24 @@
 //!   request that re-authenticates once on a 401;
 //! - [`operations`]: the [`canary_core::Registry`] methods (manifest GET,
 //!   HEAD, PUT; the tags list), each an authenticated request plus its
-//!   checks of what came back.
+//!   checks of what came back;
+//! - [`artifacts`]: blobs (upload, read) and OCI artifacts attached to a
+//!   manifest (`attach`, `referrers`), through the referrers API or the
+//!   referrers tag schema.
 //!
 //! This module holds the client and its per-host state.
 
+mod artifacts;
 mod auth;
 mod operations;
 mod transport;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use canary_core::{ImageRef, UsageError};
+use canary_core::{Digest, ImageRef, UsageError};
 use reqwest::header::HeaderValue;
 
 use self::auth::AuthState;
@@ -65,6 +69,12 @@ struct Host {
     /// Strings never to print: credentials and tokens of this host.
     secrets: Mutex<Vec<String>>,
     state: tokio::sync::Mutex<AuthState>,
+    /// Per repository: whether the registry has the referrers API, once a
+    /// referrers GET or an artifact PUT told.
+    referrers_api: Mutex<HashMap<String, bool>>,
+    /// Blobs (repository, digest) this client pushed or saw with a HEAD, so
+    /// the empty config of every artifact is checked once per repository.
+    known_blobs: Mutex<HashSet<(String, Digest)>>,
 }
 
 impl fmt::Debug for OciRegistry {
@@ -198,6 +208,8 @@ impl OciRegistry {
                     repos: Mutex::new(BTreeSet::new()),
                     secrets: Mutex::new(Vec::new()),
                     state: tokio::sync::Mutex::new(AuthState::default()),
+                    referrers_api: Mutex::new(HashMap::new()),
+                    known_blobs: Mutex::new(HashSet::new()),
                 })
             })
             .clone()

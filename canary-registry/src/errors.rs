@@ -29,11 +29,24 @@ pub(crate) enum Call {
     PutManifest,
     /// `GET /v2/<name>/tags/list`.
     ListTags,
+    /// `HEAD /v2/<name>/blobs/<digest>`.
+    HeadBlob,
+    /// `GET /v2/<name>/blobs/<digest>`, its body read up to `limit` bytes.
+    GetBlob {
+        /// The largest body accepted.
+        limit: usize,
+    },
+    /// `POST /v2/<name>/blobs/uploads/`.
+    StartUpload,
+    /// `PUT <upload location>?digest=`.
+    PutBlob,
+    /// `GET /v2/<name>/referrers/<digest>`.
+    GetReferrers,
 }
 
 impl Call {
     fn writes(self) -> bool {
-        self == Self::PutManifest
+        matches!(self, Self::PutManifest | Self::StartUpload | Self::PutBlob)
     }
 }
 

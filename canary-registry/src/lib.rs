@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod artifact;
 mod challenge;
 mod client;
 mod credentials;
@@ -10,6 +11,7 @@ mod manifest;
 mod options;
 mod stats;
 
+pub use artifact::{Artifact, Referrer, OCI_EMPTY, OCI_EMPTY_DIGEST};
 pub use client::OciRegistry;
 pub use credentials::Credentials;
 pub use manifest::{

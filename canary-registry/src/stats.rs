@@ -10,12 +10,14 @@ use std::ops::AddAssign;
 pub struct RequestStats {
     /// Auth requests: `GET /v2/` pings and token requests.
     pub auth: u64,
-    /// API GETs: manifests and tags-list pages.
+    /// API GETs: manifests, tags-list pages, blobs, referrers pages.
     pub get: u64,
     /// API HEADs.
     pub head: u64,
-    /// API PUTs.
+    /// API PUTs (manifests, and the last request of a blob upload).
     pub put: u64,
+    /// API POSTs: the start of a blob upload.
+    pub post: u64,
     /// Attempts after the first of a request (already counted above).
     pub retries: u64,
     /// Requests repeated once after a 401 (or ECR's 403) with fresh
@@ -28,9 +30,9 @@ pub struct RequestStats {
 }
 
 impl RequestStats {
-    /// API requests: GET + HEAD + PUT.
+    /// API requests: GET + HEAD + PUT + POST.
     pub fn api(&self) -> u64 {
-        self.get + self.head + self.put
+        self.get + self.head + self.put + self.post
     }
 }
 
@@ -40,6 +42,7 @@ impl AddAssign for RequestStats {
         self.get += o.get;
         self.head += o.head;
         self.put += o.put;
+        self.post += o.post;
         self.retries += o.retries;
         self.reauths += o.reauths;
         self.scheme_fallbacks += o.scheme_fallbacks;

@@ -1,5 +1,9 @@
-//! The real CNCF distribution registry (Debian `docker-registry`) on a free
-//! loopback port, in a temporary directory, for integration tests.
+//! The real CNCF distribution registry on a free loopback port, in a
+//! temporary directory, for integration tests: 2.8 (Debian
+//! `docker-registry`, the default) or 3.x (the upstream `registry` binary,
+//! which `../shared/tools/install.sh` unpacks; `scripts/test.sh` puts it on
+//! `PATH`), chosen with [`Distribution`]. Both take the same configuration
+//! file and have no referrers API.
 //!
 //! Three configurations ([`Mode`]): open, htpasswd Basic auth, and TLS with a
 //! CA generated for the run. [`RealRegistry::start`] waits until `/v2/`
@@ -35,6 +39,36 @@ pub enum Mode {
     Tls,
 }
 
+/// Which CNCF distribution registry runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Distribution {
+    /// 2.8, Debian's `docker-registry`.
+    #[default]
+    V2,
+    /// 3.x, the upstream `registry` binary (`registry serve CONFIG`).
+    V3,
+}
+
+impl Distribution {
+    /// The binary looked up on `PATH`.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Self::V2 => "docker-registry",
+            Self::V3 => "registry",
+        }
+    }
+
+    fn install_hint(self) -> &'static str {
+        match self {
+            Self::V2 => "run scripts/test.sh, which installs it (Debian `docker-registry`)",
+            Self::V3 => {
+                "run scripts/test.sh, which puts `../shared/tools/install.sh`'s folder on \
+                 PATH (or do so yourself: export PATH=\"$(../shared/tools/install.sh):$PATH\")"
+            }
+        }
+    }
+}
+
 /// One line of the registry's access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessEntry {
@@ -61,6 +95,7 @@ impl AccessEntry {
 /// A running registry. Stopped on drop.
 pub struct RealRegistry {
     mode: Mode,
+    distribution: Distribution,
     addr: SocketAddr,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -72,13 +107,12 @@ impl fmt::Debug for RealRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RealRegistry")
             .field("mode", &self.mode)
+            .field("distribution", &self.distribution)
             .field("addr", &self.addr)
             .field("dir", &self.dir.path())
             .finish_non_exhaustive()
     }
 }
-
-const BINARY: &str = "docker-registry";
 
 fn setup_panic(what: &str) -> ! {
     panic!(
@@ -133,16 +167,36 @@ impl RealRegistry {
         Self::start(Mode::Tls)
     }
 
-    /// Starts a registry in `mode` and waits until `/v2/` answers.
+    /// Starts a 2.8 registry (Debian `docker-registry`) in `mode` and waits
+    /// until `/v2/` answers.
     ///
     /// # Panics
     ///
     /// When `docker-registry` (or `htpasswd`, `openssl`) is missing, or the
     /// registry does not come up within 20 seconds.
     pub fn start(mode: Mode) -> Self {
-        if which(BINARY).is_none() {
-            setup_panic("`docker-registry` (the CNCF distribution registry) is not on PATH");
-        }
+        Self::start_with(mode, Distribution::V2)
+    }
+
+    /// An open registry of `distribution`.
+    pub fn open_with(distribution: Distribution) -> Self {
+        Self::start_with(Mode::Open, distribution)
+    }
+
+    /// Starts a registry of `distribution` in `mode` and waits until `/v2/`
+    /// answers.
+    ///
+    /// # Panics
+    ///
+    /// When its binary (or `htpasswd`, `openssl`) is missing, or the
+    /// registry does not come up within 20 seconds.
+    pub fn start_with(mode: Mode, distribution: Distribution) -> Self {
+        let binary = distribution.binary();
+        assert!(
+            which(binary).is_some(),
+            "`{binary}` (CNCF distribution {distribution:?}) is not on PATH: {}",
+            distribution.install_hint()
+        );
         let dir = tempfile::Builder::new()
             .prefix("canary-registry-")
             .tempdir()
@@ -173,6 +227,7 @@ impl RealRegistry {
 
         let mut registry = Self {
             mode,
+            distribution,
             addr: ([127, 0, 0, 1], 0).into(),
             dir,
             child: None,
@@ -200,6 +255,7 @@ impl RealRegistry {
             let _ = fs::remove_file(root.join("access.log"));
             let _ = fs::remove_file(root.join("registry.log"));
             registry.child = Some(spawn_watched(
+                binary,
                 &config_path,
                 &root.join("access.log"),
                 &root.join("registry.log"),
@@ -212,7 +268,7 @@ impl RealRegistry {
                 }
             }
         }
-        panic!("docker-registry did not start; its log:\n{last_log}");
+        panic!("{binary} did not start; its log:\n{last_log}");
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
@@ -284,6 +340,11 @@ impl RealRegistry {
     /// The configuration.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Which registry runs.
+    pub fn distribution(&self) -> Distribution {
+        self.distribution
     }
 
     /// `127.0.0.1:<port>`, the registry part of an image name.
@@ -404,18 +465,101 @@ impl RealRegistry {
     }
 }
 
+/// Third-party OCI clients run against a [`RealRegistry`], to check
+/// canary's work with tools nobody here wrote: `oras` and `regctl` (from
+/// `../shared/tools/install.sh`, put on `PATH` by `scripts/test.sh`). Each
+/// runs with `HOME` and `DOCKER_CONFIG` in the registry's directory, so no
+/// user configuration is read or written. A missing tool panics with how
+/// to install it, never skips.
+impl RealRegistry {
+    /// Runs `program args…` with a private home; returns stdout.
+    ///
+    /// # Panics
+    ///
+    /// When the program is not on `PATH` or fails.
+    pub fn tool(&self, program: &str, args: &[String]) -> String {
+        assert!(
+            which(program).is_some(),
+            "`{program}` is not on PATH. The interop tests need oras and regctl: run \
+             scripts/test.sh, which puts ../shared/tools/install.sh's folder on PATH \
+             (or: export PATH=\"$(../shared/tools/install.sh):$PATH\")"
+        );
+        let home = self.dir.path().join("tool-home");
+        fs::create_dir_all(&home).expect("tool home");
+        let out = run(Command::new(program)
+            .args(args)
+            .env("HOME", &home)
+            .env("DOCKER_CONFIG", &home)
+            .env("XDG_CONFIG_HOME", &home)
+            .env_remove("REGCTL_CONFIG"));
+        String::from_utf8(out).unwrap_or_else(|e| panic!("`{program}` printed non-UTF-8: {e}"))
+    }
+
+    /// `oras discover` of `<host>/<repo>@<digest>` with the flags this
+    /// registry needs (`--plain-http`, credentials, the CA) and `extra`
+    /// (`--format json`, `--artifact-type …`).
+    pub fn oras_discover(&self, repo: &str, digest: &str, extra: &[&str]) -> String {
+        let mut args = vec!["discover".to_string()];
+        match self.mode {
+            Mode::Open => args.push("--plain-http".into()),
+            Mode::Basic => {
+                args.push("--plain-http".into());
+                args.extend(["-u".into(), self.username.clone()]);
+                args.extend(["-p".into(), self.password.clone()]);
+            }
+            Mode::Tls => {
+                let ca = self.ca_path().expect("tls");
+                args.extend(["--ca-file".into(), ca.display().to_string()]);
+            }
+        }
+        args.extend(extra.iter().map(ToString::to_string));
+        args.push(format!("{}/{repo}@{digest}", self.host()));
+        self.tool("oras", &args)
+    }
+
+    /// `regctl artifact list` of `<host>/<repo>@<digest>` with this
+    /// registry as a `--host` (`tls=disabled`, credentials) and `extra`
+    /// (`--format …`, `--filter-artifact-type …`).
+    ///
+    /// # Panics
+    ///
+    /// In TLS mode, which is not wired for regctl.
+    pub fn regctl_artifact_list(&self, repo: &str, digest: &str, extra: &[&str]) -> String {
+        let mut host = format!("reg={}", self.host());
+        match self.mode {
+            Mode::Open => host.push_str(",tls=disabled"),
+            Mode::Basic => {
+                host = format!(
+                    "{host},tls=disabled,user={},pass={}",
+                    self.username, self.password
+                );
+            }
+            Mode::Tls => panic!("regctl_artifact_list: TLS mode is not wired"),
+        }
+        let mut args = vec![
+            "artifact".to_string(),
+            "list".to_string(),
+            "--host".to_string(),
+            host,
+        ];
+        args.extend(extra.iter().map(ToString::to_string));
+        args.push(format!("{}/{repo}@{digest}", self.host()));
+        self.tool("regctl", &args)
+    }
+}
+
 impl Drop for RealRegistry {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
-/// Starts `docker-registry serve CONFIG` under a shell watchdog: the shell
-/// keeps our pipe on fd 3 and kills the registry when the pipe reaches
+/// Starts `<binary> serve CONFIG` under a shell watchdog: the shell keeps
+/// our pipe on fd 3 and kills the registry when the pipe reaches
 /// end-of-file, i.e. when we drop stdin or our process dies.
-fn spawn_watched(config: &Path, access_log: &Path, server_log: &Path) -> Child {
+fn spawn_watched(binary: &str, config: &Path, access_log: &Path, server_log: &Path) -> Child {
     let script = r#"exec 3<&0
-docker-registry serve "$0" >"$1" 2>"$2" </dev/null &
+"$3" serve "$0" >"$1" 2>"$2" </dev/null &
 p=$!
 ( read -r _ <&3; kill "$p" 2>/dev/null ) </dev/null &
 w=$!
@@ -429,11 +573,12 @@ exit "$s""#;
         .arg(config)
         .arg(access_log)
         .arg(server_log)
+        .arg(binary)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start sh for docker-registry: {e}"))
+        .unwrap_or_else(|e| panic!("cannot start sh for {binary}: {e}"))
 }
 
 fn which(binary: &str) -> Option<PathBuf> {

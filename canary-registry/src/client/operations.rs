@@ -26,13 +26,13 @@ struct TagsBody {
 }
 
 impl OciRegistry {
-    fn manifest_url(base: &Url, image: &ImageRef, reference: &str) -> Url {
+    pub(super) fn manifest_url(base: &Url, image: &ImageRef, reference: &str) -> Url {
         base.join(&format!("v2/{}/manifests/{reference}", image.path()))
             .expect("validated path")
     }
 
     /// A GET or HEAD of a manifest, accepting every manifest type.
-    fn manifest_read<'a>(
+    pub(super) fn manifest_read<'a>(
         call: Call,
         method: Method,
         base: &Url,
@@ -51,7 +51,11 @@ impl OciRegistry {
         }
     }
 
-    async fn get_inner(&self, image: &ImageRef, reference: &Reference) -> Result<Manifest, Error> {
+    pub(super) async fn get_inner(
+        &self,
+        image: &ImageRef,
+        reference: &Reference,
+    ) -> Result<Manifest, Error> {
         let host = self.host(image.registry());
         let base = self.base(&host).await?;
         let req = Self::manifest_read(Call::GetManifest, Method::GET, &base, image, reference);
@@ -142,7 +146,7 @@ impl OciRegistry {
         Ok(Some(d))
     }
 
-    async fn put_inner(
+    pub(super) async fn put_inner(
         &self,
         image: &ImageRef,
         tag: &Tag,
@@ -318,7 +322,11 @@ impl Registry for OciRegistry {
 
 /// `Docker-Content-Digest`, parsed; a header that is not a digest is a
 /// protocol error.
-fn announced_digest(reply: &Reply, method: &str, registry: &str) -> Result<Option<Digest>, Error> {
+pub(super) fn announced_digest(
+    reply: &Reply,
+    method: &str,
+    registry: &str,
+) -> Result<Option<Digest>, Error> {
     match reply.header("docker-content-digest") {
         None => Ok(None),
         Some(v) if v.trim().is_empty() => Ok(None),
@@ -338,7 +346,7 @@ fn announced_digest(reply: &Reply, method: &str, registry: &str) -> Result<Optio
 }
 
 /// The `rel="next"` target of a `Link` header.
-fn next_link(reply: &Reply) -> Option<String> {
+pub(super) fn next_link(reply: &Reply) -> Option<String> {
     reply
         .headers
         .get_all(reqwest::header::LINK)

@@ -50,6 +50,15 @@ pub(super) struct Request<'a> {
     pub(super) repository: Option<&'a str>,
 }
 
+/// `4 MiB`, or `1000 bytes` below a MiB.
+fn size_text(limit: usize) -> String {
+    if limit >= 1 << 20 && limit % (1 << 20) == 0 {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{limit} bytes")
+    }
+}
+
 fn retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
@@ -81,6 +90,7 @@ async fn read_reply(
     let url = resp.url().clone();
     let limit = match req.call {
         Call::GetManifest => MAX_MANIFEST,
+        Call::GetBlob { limit } => limit,
         _ => MAX_BODY,
     };
     let mut body = Vec::new();
@@ -93,7 +103,7 @@ async fn read_reply(
                         url.as_str(),
                         status,
                         registry,
-                        &format!("the body is larger than {} MiB", limit >> 20),
+                        &format!("the body is larger than {}", size_text(limit)),
                     ));
                 }
                 body.extend_from_slice(&chunk);
@@ -139,9 +149,13 @@ impl OciRegistry {
             self.count(host, |s| {
                 match req.call {
                     Call::Ping | Call::Token => s.auth += 1,
-                    Call::HeadManifest => s.head += 1,
-                    Call::PutManifest => s.put += 1,
-                    Call::GetManifest | Call::ListTags => s.get += 1,
+                    Call::HeadManifest | Call::HeadBlob => s.head += 1,
+                    Call::PutManifest | Call::PutBlob => s.put += 1,
+                    Call::StartUpload => s.post += 1,
+                    Call::GetManifest
+                    | Call::ListTags
+                    | Call::GetBlob { .. }
+                    | Call::GetReferrers => s.get += 1,
                 }
                 if attempt > 1 {
                     s.retries += 1;

@@ -12,12 +12,17 @@ use axum::http::{Method, Response, StatusCode};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{sha256_digest, Store};
+use super::{blobs, sha256_digest, Store};
 
 /// `Docker-Content-Digest`: the digest of the manifest a response is about.
 pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 /// `Docker-Distribution-API-Version`, sent as `registry/2.0`.
 pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+/// `OCI-Subject`: on a manifest PUT's answer, the `subject` digest the
+/// registry indexed for the referrers API.
+pub const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+/// `OCI-Filters-Applied`: the referrers filters the registry applied.
+pub const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 
 /// Largest manifest a PUT accepts (the distribution registry's limit).
 const MAX_MANIFEST: usize = 4 * 1024 * 1024;
@@ -40,10 +45,28 @@ pub enum Endpoint<'a> {
         /// [`is_digest`]).
         reference: &'a str,
     },
-    /// `/v2/<name>/blobs/<digest>`: routed, but no blob is ever stored.
+    /// `/v2/<name>/blobs/<digest>`.
     Blob {
         /// The repository.
         name: &'a str,
+        /// The digest, not yet validated.
+        digest: &'a str,
+    },
+    /// `/v2/<name>/blobs/uploads/` (start an upload) and
+    /// `/v2/<name>/blobs/uploads/<session>` (continue or finish one).
+    BlobUpload {
+        /// The repository.
+        name: &'a str,
+        /// The upload session; `None` for the start.
+        session: Option<&'a str>,
+    },
+    /// `/v2/<name>/referrers/<digest>`: the manifests whose `subject` is
+    /// that digest.
+    Referrers {
+        /// The repository.
+        name: &'a str,
+        /// The subject digest, not yet validated.
+        digest: &'a str,
     },
 }
 
@@ -83,8 +106,15 @@ impl<'a> Endpoint<'a> {
             Self::Tags { name }
         } else if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
             Self::Manifest { name, reference }
-        } else if let Some((name, _)) = rest.rsplit_once("/blobs/") {
-            Self::Blob { name }
+        } else if let Some((name, session)) = rest.rsplit_once("/blobs/uploads/") {
+            Self::BlobUpload {
+                name,
+                session: (!session.is_empty()).then_some(session),
+            }
+        } else if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
+            Self::Blob { name, digest }
+        } else if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
+            Self::Referrers { name, digest }
         } else {
             return Err(Unrouted::NotFound);
         };
@@ -98,7 +128,11 @@ impl<'a> Endpoint<'a> {
     pub fn repository(&self) -> Option<&'a str> {
         match *self {
             Self::Ping => None,
-            Self::Tags { name } | Self::Manifest { name, .. } | Self::Blob { name } => Some(name),
+            Self::Tags { name }
+            | Self::Manifest { name, .. }
+            | Self::Blob { name, .. }
+            | Self::BlobUpload { name, .. }
+            | Self::Referrers { name, .. } => Some(name),
         }
     }
 }
@@ -149,11 +183,42 @@ async fn handle(State(store): State<Arc<Store>>, request: Request) -> Response<B
                 _ => unsupported(),
             }
         }
-        Endpoint::Blob { .. } => error_response(
-            StatusCode::NOT_FOUND,
-            "BLOB_UNKNOWN",
-            "blob unknown to registry (the sandbox registry stores no blobs)",
-        ),
+        Endpoint::Blob { name, digest } => match parts.method {
+            Method::GET | Method::HEAD => blobs::get_blob(&store, name, digest),
+            _ => unsupported(),
+        },
+        Endpoint::BlobUpload { name, session } => {
+            let query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+                .map(|q| q.0)
+                .unwrap_or_default();
+            let Ok(bytes) = axum::body::to_bytes(body, blobs::MAX_BLOB).await else {
+                return error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "SIZE_INVALID",
+                    "blob too large for the sandbox registry",
+                );
+            };
+            blobs::upload(&store, &parts.method, name, session, &query, &bytes)
+        }
+        Endpoint::Referrers { .. } if !store.options.referrers_api => {
+            // What a registry without the API answers: its router has no
+            // such route (CNCF distribution: `404 page not found`).
+            Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(Body::from("404 page not found\n"))
+                .expect("a valid response")
+        }
+        Endpoint::Referrers { name, digest } => {
+            if parts.method == Method::GET {
+                let query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+                    .map(|q| q.0)
+                    .unwrap_or_default();
+                blobs::referrers(&store, name, digest, &query)
+            } else {
+                unsupported()
+            }
+        }
     };
     with_api_version(response)
 }
@@ -216,15 +281,23 @@ fn put_manifest(
             "provided digest did not match uploaded content",
         );
     }
+    let subject = object
+        .get("subject")
+        .and_then(|s| s.get("digest"))
+        .and_then(Value::as_str)
+        .filter(|d| is_digest(d))
+        .map(str::to_string);
     let tag = (!by_digest).then_some(reference);
     let digest = store.insert(name, media_type, bytes.to_vec(), tag);
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::CREATED)
         .header(header::LOCATION, format!("/v2/{name}/manifests/{digest}"))
         .header(DOCKER_CONTENT_DIGEST, &digest)
-        .header(header::CONTENT_LENGTH, 0)
-        .body(Body::empty())
-        .expect("a valid response")
+        .header(header::CONTENT_LENGTH, 0);
+    if let Some(subject) = subject.filter(|_| store.options.referrers_api) {
+        response = response.header(OCI_SUBJECT, subject);
+    }
+    response.body(Body::empty()).expect("a valid response")
 }
 
 fn tags_list(store: &Store, name: &str, query: &[(String, String)]) -> Response<Body> {

@@ -11,17 +11,30 @@
 //! | `GET`/`HEAD /v2/<name>/manifests/<tag or digest>` | the exact stored bytes, `Content-Type`, `Content-Length`, `Docker-Content-Digest` |
 //! | `PUT /v2/<name>/manifests/<tag or digest>` | stores the exact bytes and `Content-Type`; `201` with `Docker-Content-Digest` and `Location` |
 //! | `GET /v2/<name>/tags/list?n=&last=` | sorted tags, paginated with a `Link: <…>; rel="next"` header |
+//! | `POST /v2/<name>/blobs/uploads/` | `202` with `Location` of an upload session (or, with `?digest=` and the bytes, `201`: a one-request upload) |
+//! | `PATCH`/`PUT /v2/<name>/blobs/uploads/<session>` | appends the body; the `PUT` with `?digest=` checks the digest, stores the blob and answers `201` with `Docker-Content-Digest` |
+//! | `GET`/`HEAD /v2/<name>/blobs/<digest>` | the stored blob, `Content-Length`, `Docker-Content-Digest` |
+//! | `GET /v2/<name>/referrers/<digest>?artifactType=` | an OCI image index of the manifests whose `subject` is that digest, with their `artifactType` and `annotations` (`OCI-Filters-Applied: artifactType` when filtered) |
+//!
+//! A manifest PUT whose body has a `subject` is answered with an
+//! `OCI-Subject: <digest>` header, as the referrers API asks. With
+//! [`RegistryOptions::referrers_api`] off, the registry behaves like CNCF
+//! distribution 2.x and 3.x instead: no `OCI-Subject`, and the referrers
+//! path is a plain `404 page not found`, so clients use the referrers tag
+//! schema.
 //!
 //! Errors use the distribution error JSON (`{"errors":[{"code":…}]}`):
 //! `NAME_UNKNOWN`, `MANIFEST_UNKNOWN`, `MANIFEST_INVALID`, `DIGEST_INVALID`,
-//! `NAME_INVALID`, `TAG_INVALID`, `BLOB_UNKNOWN`, `UNSUPPORTED`,
-//! `PAGINATION_NUMBER_INVALID`.
+//! `NAME_INVALID`, `TAG_INVALID`, `BLOB_UNKNOWN`, `BLOB_UPLOAD_UNKNOWN`,
+//! `SIZE_INVALID`, `UNSUPPORTED`, `PAGINATION_NUMBER_INVALID`.
 //!
 //! Decisions:
 //!
-//! - Blobs are not stored and manifests are not checked against blobs: a PUT
-//!   needs a JSON object body and a media type (`Content-Type`, or the body's
-//!   `mediaType`), nothing more. A PUT by digest must match the body.
+//! - Manifests are not checked against blobs: a manifest PUT needs a JSON
+//!   object body and a media type (`Content-Type`, or the body's
+//!   `mediaType`), nothing more, so a demo can seed images without their
+//!   layers. A PUT by digest must match the body. Blobs that are uploaded are
+//!   stored and served (an artifact's config and payload).
 //! - `Accept` is not negotiated: a manifest is always served as stored,
 //!   which is what registries do today for OCI and Docker v2 types.
 //! - No authentication and no faults. Whatever must stand in front of the
@@ -51,6 +64,7 @@
 //! ```
 
 pub mod api;
+mod blobs;
 mod images;
 #[cfg(test)]
 mod tests;
@@ -59,6 +73,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -72,16 +87,36 @@ use crate::server::Server;
 
 /// How a [`Registry`] behaves. Build with [`Default`] and the `with_…`
 /// methods.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct RegistryOptions {
     /// The largest tags-list page served, whatever `n` asks for (`None`: no
     /// cap, every tag in one page unless `n` is given). Real registries cap
     /// pages; a small cap makes clients walk the `Link` headers.
     pub page_size: Option<usize>,
+    /// Whether the registry has the referrers API (`GET …/referrers/…`,
+    /// `OCI-Subject` on a PUT). Default `true`; `false` behaves like CNCF
+    /// distribution 2.x/3.x and GHCR, which have none.
+    pub referrers_api: bool,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        Self {
+            page_size: None,
+            referrers_api: true,
+        }
+    }
 }
 
 impl RegistryOptions {
+    /// Turns the referrers API on or off.
+    #[must_use]
+    pub fn with_referrers_api(mut self, referrers_api: bool) -> Self {
+        self.referrers_api = referrers_api;
+        self
+    }
+
     /// Caps tags-list pages at `page_size` tags.
     #[must_use]
     pub fn with_page_size(mut self, page_size: usize) -> Self {
@@ -105,6 +140,10 @@ pub struct StoredManifest {
 struct Repo {
     manifests: HashMap<String, StoredManifest>,
     tags: BTreeMap<String, String>,
+    /// Blobs by digest.
+    blobs: HashMap<String, Vec<u8>>,
+    /// Upload sessions by id: the bytes received so far.
+    uploads: HashMap<String, Vec<u8>>,
 }
 
 /// The registry's content, shared by the request handlers and the
@@ -112,6 +151,8 @@ struct Repo {
 struct Store {
     options: RegistryOptions,
     repos: Mutex<HashMap<String, Repo>>,
+    /// Numbers upload sessions.
+    next_upload: AtomicU64,
 }
 
 impl Store {
@@ -180,6 +221,7 @@ impl Registry {
         let store = Arc::new(Store {
             options,
             repos: Mutex::new(HashMap::new()),
+            next_upload: AtomicU64::new(1),
         });
         let server = serve(api::router(store.clone())).await;
         Self { store, server }
@@ -251,6 +293,11 @@ impl Registry {
         let r = repos.get(repo)?;
         let digest = r.tags.get(reference).map_or(reference, String::as_str);
         r.manifests.get(digest).cloned()
+    }
+
+    /// The blob `digest` of `repo`, read without a request.
+    pub fn blob(&self, repo: &str, digest: &str) -> Option<Vec<u8>> {
+        self.store.lock().get(repo)?.blobs.get(digest).cloned()
     }
 
     /// Every tag of `repo`, sorted.

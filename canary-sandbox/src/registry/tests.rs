@@ -261,3 +261,221 @@ async fn drop_stops_the_server() {
     }
     assert!(refused, "{host} still accepts connections");
 }
+
+#[tokio::test]
+async fn blob_uploads_chunked_and_monolithic() {
+    let registry = Registry::start().await;
+    let base = registry.base_url();
+    let c = client();
+    let bytes = b"a payload in two parts".to_vec();
+    let digest = sha256_digest(&bytes);
+
+    let r = c
+        .post(format!("{base}/v2/{REPO}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = header(&r, "location").to_string();
+    assert!(location.starts_with(&format!("/v2/{REPO}/blobs/uploads/")));
+    let r = c
+        .patch(format!("{base}{location}"))
+        .body(bytes[..5].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(header(&r, "range"), "0-4");
+    // A wrong digest is refused and the session is gone.
+    let wrong = sha256_digest(b"other");
+    let r = c
+        .put(format!("{base}{location}?digest={wrong}"))
+        .body(bytes[5..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(&r.bytes().await.unwrap()), "DIGEST_INVALID");
+    let r = c
+        .put(format!("{base}{location}?digest={digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(&r.bytes().await.unwrap()), "BLOB_UPLOAD_UNKNOWN");
+    assert_eq!(registry.blob(REPO, &wrong), None);
+
+    // Start again: PATCH the first part, PUT the rest with the digest.
+    let r = c
+        .post(format!("{base}/v2/{REPO}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let location = header(&r, "location").to_string();
+    c.patch(format!("{base}{location}"))
+        .body(bytes[..5].to_vec())
+        .send()
+        .await
+        .unwrap();
+    let r = c
+        .put(format!("{base}{location}?digest={digest}"))
+        .body(bytes[5..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(header(&r, "docker-content-digest"), digest);
+    assert_eq!(header(&r, "location"), format!("/v2/{REPO}/blobs/{digest}"));
+    assert_eq!(registry.blob(REPO, &digest), Some(bytes.clone()));
+
+    let url = format!("{base}/v2/{REPO}/blobs/{digest}");
+    let r = c.head(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-length"), bytes.len().to_string());
+    assert_eq!(header(&r, "docker-content-digest"), digest);
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+    // One request: POST with the digest and the bytes.
+    let one = b"{}".to_vec();
+    let one_digest = sha256_digest(&one);
+    let r = c
+        .post(format!(
+            "{base}/v2/other/repo/blobs/uploads/?digest={one_digest}"
+        ))
+        .body(one.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(registry.blob("other/repo", &one_digest), Some(one));
+    // Blobs are per repository.
+    let r = c
+        .head(format!("{base}/v2/other/repo/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+/// An artifact manifest with a `subject`, as an OCI client writes it.
+fn artifact_manifest(
+    subject: &str,
+    subject_size: usize,
+    artifact_type: &str,
+    note: &str,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": sha256_digest(b"{}"),
+            "size": 2,
+        },
+        "layers": [],
+        "subject": { "mediaType": OCI_MANIFEST, "digest": subject, "size": subject_size },
+        "annotations": { "note": note },
+    }))
+    .unwrap()
+}
+
+async fn put_artifact(c: &reqwest::Client, base: &str, bytes: &[u8]) -> reqwest::Response {
+    let digest = sha256_digest(bytes);
+    let r = c
+        .put(format!("{base}/v2/{REPO}/manifests/{digest}"))
+        .header("content-type", OCI_MANIFEST)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r
+}
+
+#[tokio::test]
+async fn referrers_api_lists_manifests_by_subject() {
+    let registry = Registry::start().await;
+    let base = registry.base_url();
+    let c = client();
+    let subject = registry.push_image(REPO, "staging-1", "1");
+    let size = registry.manifest(REPO, &subject).unwrap().bytes.len();
+    let first = artifact_manifest(&subject, size, "application/x.a", "first");
+    let second = artifact_manifest(&subject, size, "application/x.b", "second");
+    for bytes in [&first, &second] {
+        let r = put_artifact(&c, &base, bytes).await;
+        assert_eq!(header(&r, "oci-subject"), subject);
+    }
+    // An image manifest without a subject gets no OCI-Subject.
+    let r = c
+        .put(format!("{base}/v2/{REPO}/manifests/plain"))
+        .header("content-type", OCI_MANIFEST)
+        .body(image_manifest("2", "amd64"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("oci-subject").is_none());
+
+    let url = format!("{base}/v2/{REPO}/referrers/{subject}");
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), OCI_INDEX);
+    assert!(r.headers().get("oci-filters-applied").is_none());
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["mediaType"], OCI_INDEX);
+    let listed = v["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    for (bytes, t, note) in [
+        (&first, "application/x.a", "first"),
+        (&second, "application/x.b", "second"),
+    ] {
+        let entry = listed
+            .iter()
+            .find(|e| e["digest"] == sha256_digest(bytes))
+            .expect("listed");
+        assert_eq!(entry["artifactType"], t);
+        assert_eq!(entry["annotations"]["note"], note);
+        assert_eq!(entry["size"], bytes.len());
+        assert_eq!(entry["mediaType"], OCI_MANIFEST);
+    }
+
+    let r = c
+        .get(format!("{url}?artifactType=application%2Fx.b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "oci-filters-applied"), "artifactType");
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(v["manifests"][0]["digest"], sha256_digest(&second));
+
+    // Nothing refers to another digest: an empty index, not a 404.
+    let other = sha256_digest(b"nothing");
+    let r = c
+        .get(format!("{base}/v2/{REPO}/referrers/{other}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(v["manifests"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn without_the_referrers_api_it_behaves_like_distribution() {
+    let registry = Registry::start_with(RegistryOptions::default().with_referrers_api(false)).await;
+    let base = registry.base_url();
+    let c = client();
+    let subject = registry.push_image(REPO, "staging-1", "1");
+    let artifact = artifact_manifest(&subject, 10, "application/x.a", "first");
+    let r = put_artifact(&c, &base, &artifact).await;
+    assert!(r.headers().get("oci-subject").is_none());
+    let r = c
+        .get(format!("{base}/v2/{REPO}/referrers/{subject}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.text().await.unwrap(), "404 page not found\n");
+}

@@ -74,14 +74,16 @@ impl Gate {
         }
         // Unrouted: the registry refuses it before any auth.
         let endpoint = Endpoint::parse(path).ok()?;
-        let push = request.method() == Method::PUT;
+        // Every write needs `push`: a manifest PUT, and a blob upload's
+        // POST, PATCH and PUT.
+        let push = !matches!(*request.method(), Method::GET | Method::HEAD);
         if let Some(denied) = self.authorize(
             request.headers(),
             endpoint.repository().map(|repo| (repo, push)),
         ) {
             return Some(denied);
         }
-        let valid_manifest_put = push
+        let valid_manifest_put = request.method() == Method::PUT
             && matches!(endpoint, Endpoint::Manifest { reference, .. }
                 if is_tag(reference) || is_digest(reference));
         (self.options.push_denied && valid_manifest_put).then(|| {

@@ -20,7 +20,8 @@
 //! Decisions:
 //!
 //! - In bearer mode, tokens carry scopes and are enforced: a `pull` token
-//!   cannot `PUT`. A request without a fitting token gets a `401` whose
+//!   cannot write (a manifest `PUT`, a blob upload's `POST`, `PATCH` and
+//!   `PUT`). A request without a fitting token gets a `401` whose
 //!   challenge names the scope it needs (`error="insufficient_scope"` when a
 //!   token was sent). Tokens expire after the configured TTL, or at once with
 //!   [`FakeRegistry::expire_tokens`].
@@ -112,6 +113,9 @@ pub struct FakeRegistryOptions {
     /// Refuse every manifest PUT with `403 DENIED`, like a token without
     /// `packages: write`.
     pub push_denied: bool,
+    /// Whether the registry has the referrers API (default `true`); without
+    /// it, clients use the referrers tag schema, as on CNCF distribution.
+    pub referrers_api: bool,
 }
 
 impl Default for FakeRegistryOptions {
@@ -121,6 +125,7 @@ impl Default for FakeRegistryOptions {
             page_size: None,
             token_ttl: Duration::from_secs(300),
             push_denied: false,
+            referrers_api: true,
         }
     }
 }
@@ -164,6 +169,14 @@ impl FakeRegistryOptions {
     #[must_use]
     pub fn with_push_denied(mut self) -> Self {
         self.push_denied = true;
+        self
+    }
+
+    /// Serves no referrers API (a `404` on `…/referrers/…`, no
+    /// `OCI-Subject`), like CNCF distribution 2.x/3.x and GHCR.
+    #[must_use]
+    pub fn without_referrers_api(mut self) -> Self {
+        self.referrers_api = false;
         self
     }
 }
@@ -210,6 +223,7 @@ impl FakeRegistry {
         let plan = FaultPlan::new();
         let mut registry_options = RegistryOptions::default();
         registry_options.page_size = options.page_size;
+        registry_options.referrers_api = options.referrers_api;
         let mut slot = None;
         let registry = Registry::serve_with(registry_options, |api| {
             let plan = plan.clone();
