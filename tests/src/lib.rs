@@ -2,6 +2,8 @@
 //! binary, a real distribution registry holding skopeo-pushed releases, and
 //! reference tenants on loopback.
 
+pub mod interop;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;

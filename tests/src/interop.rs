@@ -1,0 +1,2 @@
+//! Helpers for the interop tests of the ledger (oras, regctl, crane, the
+//! independent DSSE verifier).
