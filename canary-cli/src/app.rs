@@ -99,7 +99,7 @@ async fn execute(
     let mut record_image = String::new();
     if let Cmd::VerifyRecord { public_key, .. } = &cli.command {
         record_image = match overrides.images.as_slice() {
-            [one] => std::mem::take(&mut overrides.images).remove(0),
+            [_] => std::mem::take(&mut overrides.images).remove(0),
             _ => {
                 return Err(UsageError::new(
                     "canary verify-record",

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use canary::{Env, Gate, Overrides, Settings};
 use canary_core::{ImageRef, Outcome, PromotionReport, Tag};
+use canary_sandbox::registry::RegistryOptions;
 use canary_sandbox::tenant::{TenantFault, TenantOptions, TenantServer};
 use canary_sandbox::Registry as SandboxRegistry;
 
@@ -47,7 +48,7 @@ pub(crate) async fn run(quiet: bool) -> i32 {
     match scenarios(quiet).await {
         Ok(()) => {
             println!(
-                "\ndemo: all three scenarios ended as designed (promoted, rejected, rolled_back)."
+                "\ndemo: all five scenarios ended as designed (promoted, rejected, rolled_back, explained by the ledger, a killed run repaired)."
             );
             0
         }
@@ -107,7 +108,8 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
         ),
     ]);
     let settings = Settings::resolve(&overrides, &env, None).map_err(|e| e.to_string())?;
-    let gate = Gate::new(settings, env).with_observer(Arc::new(Progress::new(quiet)));
+    let gate =
+        Gate::new(settings.clone(), env.clone()).with_observer(Arc::new(Progress::new(quiet)));
     let color = output::color_enabled();
     println!(
         "canary demo: registry {host} (in-process), {} canary tenants on loopback, images {}",
@@ -150,6 +152,101 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     print!("{}", output::summary(&report, color));
     expect(&report, Outcome::RolledBack)?;
     expect_latest(&registry, RELEASE_A)?;
+
+    heading("4/5 memory: the registry itself says why latest is latest (`canary history`, `canary status`)");
+    let history = gate.history(None, 10).await.map_err(|e| e.to_string())?;
+    print!(
+        "{}",
+        canary_report::ledger::history(
+            &history.image.to_string(),
+            &history.records,
+            history.error.as_deref()
+        )
+    );
+    let status = gate.status(50).await.map_err(|e| e.to_string())?;
+    print!("{}", canary_report::status::text(&status));
+    let explained = status.images.iter().all(|i| {
+        i.record
+            .as_ref()
+            .is_some_and(|r| r.sha.as_str() == RELEASE_A)
+    });
+    if !explained || history.records.len() < 3 {
+        return Err("the ledger does not explain latest".to_string());
+    }
+
+    killed_run_repaired(&settings, &env, color).await
+}
+
+/// 5/5: a runner lost between two moves (a cancelled job that was killed,
+/// not signalled) leaves a mixed release; the ledger shows it and `canary
+/// repair` settles it.
+async fn killed_run_repaired(settings: &Settings, env: &Env, color: bool) -> Result<(), String> {
+    heading(&format!(
+        "5/5 a runner killed mid-move: `canary promote {}` dies after its first write; `canary status` sees it, `canary repair` undoes it",
+        &RELEASE_B[..7]
+    ));
+    // A registry that takes 400 ms per tag write, so the kill lands between
+    // the two moves.
+    let slow = SandboxRegistry::start_with(
+        RegistryOptions::default().with_tag_put_delay(Duration::from_millis(400)),
+    )
+    .await;
+    for repo in REPOS {
+        for sha in [RELEASE_A, RELEASE_B] {
+            slow.push_manifest(
+                repo,
+                &format!("staging-{sha}"),
+                OCI_MANIFEST,
+                manifest(repo, sha),
+            );
+        }
+        slow.push_manifest(repo, "latest", OCI_MANIFEST, manifest(repo, RELEASE_A));
+    }
+    let mut settings = settings.clone();
+    settings.images.value = REPOS
+        .iter()
+        .map(|r| ImageRef::parse(&format!("{}/{r}", slow.host())).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let moved = slow.tag_digest(REPOS[0], &format!("staging-{RELEASE_B}"));
+    let first_move = async {
+        while slow.tag_digest(REPOS[0], "latest") != moved {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let doomed = Gate::new(settings.clone(), env.clone());
+    // Like SIGKILL: once the first move landed, the run is dropped where it
+    // is; nothing of it runs after that.
+    tokio::select! {
+        report = doomed.promote(RELEASE_B, "hotfix") => {
+            return Err(format!("the run finished before it could be killed: {:?}", report.map(|r| r.outcome)));
+        }
+        () = first_move => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
+            return Err("the first move never landed".to_string());
+        }
+    }
+    println!(
+        "(the run was killed after moving {}; {} was not moved)",
+        REPOS[0], REPOS[1]
+    );
+    let gate = Gate::new(settings, env.clone());
+    let status = gate.status(50).await.map_err(|e| e.to_string())?;
+    print!("{}", canary_report::status::text(&status));
+    if !(status.mixed && status.interrupted.is_some()) {
+        return Err("status did not flag the killed run".to_string());
+    }
+    let report = gate.repair(false).await.map_err(|e| e.to_string())?;
+    print!("{}", output::summary(&report, color));
+    expect(&report, Outcome::Repaired)?;
+    expect_latest(&slow, RELEASE_A)?;
+    let status = gate.status(50).await.map_err(|e| e.to_string())?;
+    if status.mixed || status.interrupted.is_some() {
+        return Err("still mixed after repair".to_string());
+    }
+    println!(
+        "status after repair: every image on {}, nothing pending",
+        &RELEASE_A[..7]
+    );
     Ok(())
 }
 

@@ -154,6 +154,7 @@ pub struct Promoter {
     ledger: Option<Arc<dyn Ledger>>,
     meta: RunMeta,
     interrupt: Interrupt,
+    run_id: Option<String>,
 }
 
 /// What a run's ledger records say about where it ran.
@@ -232,7 +233,18 @@ impl Promoter {
             ledger: None,
             meta: RunMeta::default(),
             interrupt: Interrupt::new(),
+            run_id: None,
         }
+    }
+
+    /// The id of the runs that take none as an argument (manual promotion,
+    /// rollback, repair's record): it pairs a ledger intent with its
+    /// outcome. Without one, a run's id is made from the clock and the
+    /// release.
+    #[must_use]
+    pub fn with_run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = Some(run_id.into());
+        self
     }
 
     /// Stops when `interrupt` is raised: at once before any write, after
@@ -473,6 +485,12 @@ impl Promoter {
         manual_reason: Option<&str>,
     ) -> PromotionReport {
         let started = self.clock.now_ms();
+        let run_id = match (run_id, &self.run_id) {
+            ("", Some(id)) => id.clone(),
+            ("", None) => format!("{started:x}-{}", release.sha().short()),
+            (id, _) => id.to_string(),
+        };
+        let run_id = run_id.as_str();
         let mut report = PromotionReport::new(command, Some(release.sha().clone()));
         report.timings.started_ms = started;
         report.dry_run = matches!(mode, Mode::Verify { dry_run: true });

@@ -66,7 +66,7 @@ pub struct Gate {
     observer: Option<Arc<dyn Observer>>,
     secrets: Option<SecretSink>,
     spell: Spelling,
-    run_id: String,
+    run_id: Option<String>,
     interrupt: Interrupt,
 }
 
@@ -89,7 +89,7 @@ impl Gate {
             observer: None,
             secrets: None,
             spell: plain,
-            run_id: run_id(),
+            run_id: None,
             interrupt: Interrupt::new(),
         }
     }
@@ -142,10 +142,12 @@ impl Gate {
         self
     }
 
-    /// Uses `run_id` for the per-tenant nonces instead of a fresh one.
+    /// Uses `run_id` for every run of this gate (the per-tenant nonces and
+    /// the ledger records) instead of a fresh one per run. Run ids pair a
+    /// ledger intent with its outcome: give each run its own.
     #[must_use]
     pub fn with_run_id(mut self, run_id: impl Into<String>) -> Self {
-        self.run_id = run_id.into();
+        self.run_id = Some(run_id.into());
         self
     }
 
@@ -164,7 +166,7 @@ impl Gate {
         let promoter = self.promoter(&release, fleet).await?;
         let options = VerifyOptions {
             dry_run,
-            run_id: self.run_id.clone(),
+            run_id: self.next_run_id(),
         };
         Ok(promoter.verify(&release, &options).await)
     }
@@ -222,7 +224,7 @@ impl Gate {
             Some(o) => promoter.with_observer(o.clone()),
             None => promoter,
         };
-        Ok(promoter.smoke(sha, &self.run_id).await)
+        Ok(promoter.smoke(sha, &self.next_run_id()).await)
     }
 
     /// `canary status`: where the promoted tag points for every image, which
@@ -299,6 +301,7 @@ impl Gate {
         let suite: Arc<dyn SmokeSuite> = Arc::new(suite);
         let mut promoter = Promoter::new(dyn_registry, Arc::new(fleet), suite, self.clock.clone())
             .with_policy(self.policy())
+            .with_run_id(self.next_run_id())
             .with_meta(meta)
             .with_interrupt(self.interrupt.clone());
         if let Some(ledger) = ledger {
@@ -461,6 +464,11 @@ impl Gate {
             ..HttpOptions::default()
         };
         HttpSuite::new(suite, options)
+    }
+
+    /// This run's id: the configured one, or a fresh one per run.
+    fn next_run_id(&self) -> String {
+        self.run_id.clone().unwrap_or_else(run_id)
     }
 
     /// How this face spells `input`.

@@ -64,7 +64,7 @@ pub enum SuiteChoice {
 }
 
 /// The effective settings, each with its source.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,

@@ -171,6 +171,11 @@ async fn handle(State(store): State<Arc<Store>>, request: Request) -> Response<B
             match parts.method {
                 Method::GET | Method::HEAD => get_manifest(&store, name, reference),
                 Method::PUT => {
+                    if is_tag(reference) && !store.options.tag_put_delay.is_zero() {
+                        // A client that goes away meanwhile cancels the
+                        // write, as with a real registry behind a proxy.
+                        tokio::time::sleep(store.options.tag_put_delay).await;
+                    }
                     let Ok(bytes) = axum::body::to_bytes(body, MAX_MANIFEST).await else {
                         return error_response(
                             StatusCode::PAYLOAD_TOO_LARGE,

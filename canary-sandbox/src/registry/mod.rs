@@ -98,6 +98,10 @@ pub struct RegistryOptions {
     /// `OCI-Subject` on a PUT). Default `true`; `false` behaves like CNCF
     /// distribution 2.x/3.x and GHCR, which have none.
     pub referrers_api: bool,
+    /// How long a manifest PUT to a tag waits before the manifest is
+    /// stored: a slow registry, so `canary demo` can show a run killed
+    /// between two moves. Default none.
+    pub tag_put_delay: std::time::Duration,
 }
 
 impl Default for RegistryOptions {
@@ -105,11 +109,19 @@ impl Default for RegistryOptions {
         Self {
             page_size: None,
             referrers_api: true,
+            tag_put_delay: std::time::Duration::ZERO,
         }
     }
 }
 
 impl RegistryOptions {
+    /// Makes every manifest PUT to a tag wait `delay` before it is stored.
+    #[must_use]
+    pub fn with_tag_put_delay(mut self, delay: std::time::Duration) -> Self {
+        self.tag_put_delay = delay;
+        self
+    }
+
     /// Turns the referrers API on or off.
     #[must_use]
     pub fn with_referrers_api(mut self, referrers_api: bool) -> Self {
