@@ -97,11 +97,23 @@ fn images(out: &mut String, report: &PromotionReport) {
         if let Some(e) = &image.error {
             let _ = write!(status, ": {}", cell(e));
         }
+        if let Some(foreign) = &image.overwritten {
+            let _ = write!(
+                status,
+                "; overwrote {}, another writer's",
+                digest(Some(foreign))
+            );
+        }
+        let before = if image.before_read {
+            digest(image.before.as_ref())
+        } else {
+            "(not read)".to_string()
+        };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
             code(&image.image.to_string()),
-            digest(image.before.as_ref()),
+            before,
             digest(image.after.as_ref()),
             digest(image.staging_digest.as_ref()),
             status

@@ -85,7 +85,11 @@ pub fn postmortem(report: &PromotionReport) -> String {
             "| {} | {} | {} | {} | {} |",
             cell(&i.image.to_string()),
             opt_digest(i.staging_digest.as_ref()),
-            opt_digest(i.before.as_ref()),
+            if i.before_read {
+                opt_digest(i.before.as_ref())
+            } else {
+                "(not read)".to_string()
+            },
             opt_digest(i.after.as_ref()),
             words::capitalized(words::image(i.status))
         );

@@ -45,11 +45,32 @@ fn digest(d: Option<&Digest>) -> String {
     d.map_or_else(|| "(none)".to_string(), Digest::short)
 }
 
-fn image_line(i: &ImageReport, promoted: &str) -> String {
+/// An image's promoted tag before and after, as far as the run read it:
+/// `(not read)` when the run ended before reading it, `(none)` when it did
+/// not exist.
+pub(crate) fn before_after(i: &ImageReport, short: bool) -> (String, String) {
+    let shown = |d: Option<&Digest>| match (d, short) {
+        (Some(d), true) => d.short(),
+        (Some(d), false) => d.to_string(),
+        (None, _) => "(none)".to_string(),
+    };
+    if !i.before_read && i.after.is_none() {
+        return ("(not read)".to_string(), "(not read)".to_string());
+    }
+    let before = if i.before_read {
+        shown(i.before.as_ref())
+    } else {
+        "(not read)".to_string()
+    };
     let to = match i.status {
         ImageStatus::WouldMove => i.staging_digest.as_ref(),
         _ => i.after.as_ref(),
     };
+    (before, shown(to))
+}
+
+fn image_line(i: &ImageReport, promoted: &str) -> String {
+    let (before, to) = before_after(i, true);
     let what = match i.status {
         // The promoter reads every moved tag back before it says so.
         ImageStatus::Moved | ImageStatus::Restored => {
@@ -57,12 +78,13 @@ fn image_line(i: &ImageReport, promoted: &str) -> String {
         }
         status => words::image(status).to_string(),
     };
-    let mut line = format!(
-        "  {}:{promoted}  {} -> {}  ({what})",
-        i.image,
-        digest(i.before.as_ref()),
-        digest(to)
-    );
+    let mut line = format!("  {}:{promoted}  {before} -> {to}  ({what})", i.image);
+    if let Some(foreign) = &i.overwritten {
+        let _ = write!(
+            line,
+            "\n      overwrote {foreign}, which another writer put there during the move"
+        );
+    }
     if let Some(e) = &i.error {
         let _ = write!(line, "\n      {e}");
     }
