@@ -155,6 +155,7 @@ cases = [
     ({"command": "promote", "sha": "4c1d56e"}, 2, "::error title=canary action::command promote needs the input reason"),
     ({"command": "rollback", "sha": "4c1d56e"}, 0, f"[--github][rollback]{R}[--][4c1d56e]"),
     ({"command": "rollback"}, 2, "::error title=canary action::command rollback needs the input sha"),
+    ({"command": "repair"}, 0, f"[--github][repair]{R}"),
     ({"command": "smoke"}, 0, f"[--github][smoke]{R}"),
     ({"command": "status"}, 0, "[--github][status]"),
     ({"command": "verify; touch pwned"}, 2, "::error title=canary action::input command must be one of"),
