@@ -749,20 +749,25 @@ impl Promoter {
         context: &RunContext,
     ) -> Vec<TenantReport> {
         let observer = &*self.observer;
-        let mut reports: Vec<TenantReport> = stream::iter(tenants.iter().zip(versions))
-            .map(|(tenant, version)| async move {
-                let checks = self.suite.run(tenant, context).await;
-                let report = TenantReport {
-                    url: tenant.url().to_string(),
-                    version,
-                    checks,
-                };
-                observer.tenant(&report);
-                report
-            })
-            .buffered(self.policy.concurrency.max(1))
-            .collect()
-            .await;
+        // Results are taken as they finish (a slow tenant holds one slot,
+        // not the window behind it), then put back in fleet order.
+        let mut done: Vec<(usize, TenantReport)> =
+            stream::iter(tenants.iter().zip(versions).enumerate())
+                .map(|(i, (tenant, version))| async move {
+                    let checks = self.suite.run(tenant, context).await;
+                    let report = TenantReport {
+                        url: tenant.url().to_string(),
+                        version,
+                        checks,
+                    };
+                    observer.tenant(&report);
+                    (i, report)
+                })
+                .buffer_unordered(self.policy.concurrency.max(1))
+                .collect()
+                .await;
+        done.sort_unstable_by_key(|(i, _)| *i);
+        let mut reports: Vec<TenantReport> = done.into_iter().map(|(_, r)| r).collect();
         for r in &mut reports {
             if r.checks.is_empty() {
                 r.checks

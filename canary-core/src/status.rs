@@ -173,9 +173,10 @@ impl Promoter {
             }
         };
         let suite = self.suite();
-        let tenants = stream::iter(tenants)
-            .map(|t| async move {
-                match suite.probe(&t).await {
+        // As they finish, then in fleet order (a slow tenant holds one slot).
+        let mut probed: Vec<(usize, TenantState)> = stream::iter(tenants.into_iter().enumerate())
+            .map(|(i, t)| async move {
+                let state = match suite.probe(&t).await {
                     Ok(v) => TenantState {
                         url: t.url().to_string(),
                         version: Some(v),
@@ -186,11 +187,14 @@ impl Promoter {
                         version: None,
                         error: Some(e.chain()),
                     },
-                }
+                };
+                (i, state)
             })
-            .buffered(self.policy().concurrency.max(1))
+            .buffer_unordered(self.policy().concurrency.max(1))
             .collect()
             .await;
+        probed.sort_unstable_by_key(|(i, _)| *i);
+        let tenants = probed.into_iter().map(|(_, t)| t).collect();
         let mut report = StatusReport {
             images: out,
             tenants,
