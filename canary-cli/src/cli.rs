@@ -91,6 +91,16 @@ pub(crate) struct SettingsArgs {
     #[arg(long, global = true, env = setting::TOKENS_ENV.env, value_name = "VAR")]
     pub(crate) tokens_env: Option<String>,
 
+    /// File with the tenant URLs, one per line (instead of the variable; a
+    /// fleet too large for one environment string) [file: fleet.urls_file]
+    #[arg(long, global = true, env = setting::URLS_FILE.env, value_name = "FILE")]
+    pub(crate) urls_file: Option<PathBuf>,
+
+    /// File with the tenant admin tokens, same order as the URLs [file:
+    /// fleet.tokens_file]
+    #[arg(long, global = true, env = setting::TOKENS_FILE.env, value_name = "FILE")]
+    pub(crate) tokens_file: Option<PathBuf>,
+
     /// What an empty canary fleet means [file: fleet.on_empty] [default: skip]
     #[arg(
         long,
@@ -213,6 +223,8 @@ impl SettingsArgs {
             setting::WAIT,
             setting::INSECURE,
             setting::CA_FILE,
+            setting::URLS_FILE,
+            setting::TOKENS_FILE,
             setting::LEDGER,
             setting::SIGNING_KEY_FILE,
         ]
@@ -236,6 +248,8 @@ impl SettingsArgs {
             wait: self.wait.clone(),
             insecure: self.insecure.clone(),
             ca_file: self.ca_file.clone(),
+            urls_file: self.urls_file.clone(),
+            tokens_file: self.tokens_file.clone(),
             ledger: self.ledger.clone(),
             signing_key_file: self.signing_key_file.clone(),
             public_key: None,

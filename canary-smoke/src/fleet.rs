@@ -54,6 +54,18 @@ pub fn fleet_from_lists(urls: &str, tokens: &str) -> Result<Vec<Tenant>, UsageEr
     tenants(urls, tokens, "tenant URLs", "tenant tokens")
 }
 
+/// [`fleet_from_lists`] with the lists named as the user gave them (a
+/// variable, a file), so every error points at the right input. For fleets
+/// too large for one environment string, read from files.
+pub fn fleet_from_named_lists(
+    urls: &str,
+    urls_name: &str,
+    tokens: &str,
+    tokens_name: &str,
+) -> Result<StaticFleet, UsageError> {
+    tenants(urls, tokens, urls_name, tokens_name).map(StaticFleet::new)
+}
+
 /// Splits a list on commas and whitespace. An empty entry between commas is
 /// an error naming its 1-based position.
 fn split(list: &str, name: &str) -> Result<Vec<String>, UsageError> {

@@ -10,7 +10,8 @@ mod template;
 /// that build a `Promoter` with this crate need no other import.
 pub use canary_http::SystemClock;
 pub use fleet::{
-    fleet_from_config, fleet_from_env, fleet_from_lists, DEFAULT_TOKENS_VAR, DEFAULT_URLS_VAR,
+    fleet_from_config, fleet_from_env, fleet_from_lists, fleet_from_named_lists,
+    DEFAULT_TOKENS_VAR, DEFAULT_URLS_VAR,
 };
 pub use http::{HttpOptions, HttpSuite, ProbeConfig};
 pub use suite::{Auth, Check, Suite, BUILTIN_SUITES, WORKSPACE_SERVER};

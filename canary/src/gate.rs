@@ -388,6 +388,40 @@ impl Gate {
 
     fn fleet(&self) -> Result<StaticFleet, UsageError> {
         let env = self.env.as_fn();
+        let s = &self.settings;
+        if s.urls_file.value.is_some() || s.tokens_file.value.is_some() {
+            let read = |path: &Path, what: &str| {
+                std::fs::read_to_string(path).map_err(|e| {
+                    UsageError::new(
+                        format!("{what} `{}`", path.display()),
+                        format!("cannot be read ({})", e.kind()),
+                        "give a readable file with one entry per line",
+                    )
+                })
+            };
+            let (urls, urls_name) = match (&s.urls_file.value, &s.fleet_urls) {
+                (Some(path), _) => (
+                    read(path, "tenant URL file")?,
+                    format!("tenant URL file `{}`", path.display()),
+                ),
+                (None, Some(urls)) => (urls.value.join(","), urls.source.to_string()),
+                (None, None) => (
+                    self.env.get(&s.urls_env.value).unwrap_or_default(),
+                    s.urls_env.value.clone(),
+                ),
+            };
+            let (tokens, tokens_name) = match &s.tokens_file.value {
+                Some(path) => (
+                    read(path, "tenant token file")?,
+                    format!("tenant token file `{}`", path.display()),
+                ),
+                None => (
+                    self.env.get(&s.tokens_env.value).unwrap_or_default(),
+                    s.tokens_env.value.clone(),
+                ),
+            };
+            return canary_smoke::fleet_from_named_lists(&urls, &urls_name, &tokens, &tokens_name);
+        }
         match &self.settings.fleet_urls {
             Some(urls) => canary_smoke::fleet_from_config(
                 &urls.value,

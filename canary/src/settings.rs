@@ -80,6 +80,11 @@ pub struct Settings {
     pub urls_env: Sourced<String>,
     /// The variable holding the tenant tokens.
     pub tokens_env: Sourced<String>,
+    /// A file holding the tenant URLs, instead of the variable (a fleet too
+    /// large for one environment string).
+    pub urls_file: Sourced<Option<PathBuf>>,
+    /// A file holding the tenant tokens, instead of the variable.
+    pub tokens_file: Sourced<Option<PathBuf>>,
     /// What an empty fleet means.
     pub on_empty: Sourced<EmptyFleet>,
     /// The smoke suite.
@@ -135,6 +140,10 @@ pub struct Overrides {
     pub insecure: Vec<String>,
     /// Extra CA bundle.
     pub ca_file: Option<PathBuf>,
+    /// A file holding the tenant URLs (instead of the variable).
+    pub urls_file: Option<PathBuf>,
+    /// A file holding the tenant tokens (instead of the variable).
+    pub tokens_file: Option<PathBuf>,
     /// Whether to keep the release ledger (`true`/`false`).
     pub ledger: Option<String>,
     /// A file holding the ledger's signing key (PKCS#8 PEM).
@@ -189,6 +198,8 @@ settings! {
     WAIT = ("wait", "wait", "CANARY_WAIT");
     INSECURE = ("insecure", "insecure-registry", "CANARY_INSECURE_REGISTRIES");
     CA_FILE = ("ca_file", "ca-file", "CANARY_CA_FILE");
+    URLS_FILE = ("urls_file", "urls-file", "CANARY_TENANT_URLS_FILE");
+    TOKENS_FILE = ("tokens_file", "tokens-file", "CANARY_TENANT_TOKENS_FILE");
     LEDGER = ("ledger", "ledger", "CANARY_LEDGER");
     SIGNING_KEY_FILE = ("signing_key_file", "signing-key-file", "CANARY_SIGNING_KEY_FILE");
     PUBLIC_KEY = ("public_key", "public-key", "CANARY_PUBLIC_KEY_FILE");
@@ -409,6 +420,40 @@ impl Settings {
             "fleet.tokens_env",
             "CANARY_TENANT_TOKENS".to_string(),
             var_name("tenant token variable"),
+        )?;
+        let list_file = |what: &'static str| {
+            move |raw: Option<PathBuf>, source: &Source| match raw {
+                Some(p) if !p.is_file() => Err(UsageError::new(
+                    named(source, &format!("{what} `{}`", p.display())),
+                    "does not exist or is not a file",
+                    "give a file with one entry per line (or separated by commas or spaces)",
+                )),
+                other => Ok(other),
+            }
+        };
+        let urls_file = r.pick(
+            args.urls_file.clone().map(Some),
+            setting::URLS_FILE,
+            || {
+                r.env_value(setting::URLS_FILE)
+                    .map(|p| Some(PathBuf::from(p)))
+            },
+            file.fleet.urls_file.map(Some),
+            "fleet.urls_file",
+            None,
+            list_file("tenant URL file"),
+        )?;
+        let tokens_file = r.pick(
+            args.tokens_file.clone().map(Some),
+            setting::TOKENS_FILE,
+            || {
+                r.env_value(setting::TOKENS_FILE)
+                    .map(|p| Some(PathBuf::from(p)))
+            },
+            file.fleet.tokens_file.map(Some),
+            "fleet.tokens_file",
+            None,
+            list_file("tenant token file"),
         )?;
         // URLs may be written in the file; tokens never are. A URL list
         // given through the environment (flag or variable) wins.
@@ -641,6 +686,8 @@ impl Settings {
             fleet_urls,
             urls_env,
             tokens_env,
+            urls_file,
+            tokens_file,
             on_empty,
             suite,
             concurrency,

@@ -53,6 +53,20 @@ impl Settings {
             self.tokens_env.value.clone(),
             &self.tokens_env.source,
         );
+        let path = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map_or_else(String::new, |p| p.display().to_string())
+        };
+        row(
+            "fleet.urls_file",
+            path(&self.urls_file.value),
+            &self.urls_file.source,
+        );
+        row(
+            "fleet.tokens_file",
+            path(&self.tokens_file.value),
+            &self.tokens_file.source,
+        );
         let on_empty = match self.on_empty.value {
             EmptyFleet::Skip => "skip",
             EmptyFleet::Fail => "fail",
@@ -111,10 +125,6 @@ impl Settings {
             l.enabled.value.to_string(),
             &l.enabled.source,
         );
-        let path = |p: &Option<std::path::PathBuf>| {
-            p.as_ref()
-                .map_or_else(String::new, |p| p.display().to_string())
-        };
         row(
             "ledger.signing_key_env",
             l.signing_key_env.value.clone(),

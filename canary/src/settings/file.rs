@@ -46,6 +46,8 @@ pub(crate) struct FleetSection {
     pub(crate) urls: Option<Vec<String>>,
     pub(crate) urls_env: Option<String>,
     pub(crate) tokens_env: Option<String>,
+    pub(crate) urls_file: Option<PathBuf>,
+    pub(crate) tokens_file: Option<PathBuf>,
     pub(crate) on_empty: Option<String>,
 }
 
