@@ -24,6 +24,7 @@ fn main() {
         Err(e) => e.exit(),
     };
     init_tracing();
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,6 +39,16 @@ fn main() {
     // Don't wait for lingering connections.
     runtime.shutdown_background();
     std::process::exit(code);
+}
+
+/// A fleet of thousands of tenants needs a socket each for a moment: the
+/// soft limit on open files (often 1,024) is raised to the hard limit at
+/// start-up, as most servers do. Failing that is not fatal: a run that then
+/// hits the limit reports those tenants as unreachable.
+fn raise_open_files_limit() {
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::debug!("could not raise the open-files limit: {e}");
+    }
 }
 
 /// Logs go to stderr, off unless RUST_LOG is set.
