@@ -183,14 +183,7 @@ async fn execute(
                     serde_json::to_string_pretty(&history).unwrap_or_default()
                 );
             } else {
-                print!(
-                    "{}",
-                    canary_report::ledger::history(
-                        &history.image.to_string(),
-                        &history.records,
-                        history.error.as_deref()
-                    )
-                );
+                print!("{}", canary_report::ledger::history(&history));
             }
             Ok(history.exit_code())
         }

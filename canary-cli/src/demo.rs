@@ -155,14 +155,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
 
     heading("4/5 memory: the registry itself says why latest is latest (`canary history`, `canary status`)");
     let history = gate.history(None, 10).await.map_err(|e| e.to_string())?;
-    print!(
-        "{}",
-        canary_report::ledger::history(
-            &history.image.to_string(),
-            &history.records,
-            history.error.as_deref()
-        )
-    );
+    print!("{}", canary_report::ledger::history(&history));
     let status = gate.status(50).await.map_err(|e| e.to_string())?;
     print!("{}", canary_report::status::text(&status));
     let explained = status.images.iter().all(|i| {

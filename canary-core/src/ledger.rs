@@ -268,6 +268,18 @@ struct MemoryInner {
     fail_appends: bool,
 }
 
+impl MemoryInner {
+    fn stored(&self, repo: &str, id: &Digest) -> Option<Stored> {
+        self.records
+            .get(&(repo.to_string(), id.clone()))
+            .map(|r| Stored {
+                id: id.clone(),
+                record: r.clone(),
+                signed: false,
+            })
+    }
+}
+
 impl MemoryLedger {
     /// An empty ledger.
     pub fn new() -> Self {
@@ -343,35 +355,17 @@ impl Ledger for MemoryLedger {
             .get(&(repo.clone(), subject.clone()))
             .into_iter()
             .flatten()
-            .filter_map(|id| {
-                inner
-                    .records
-                    .get(&(repo.clone(), id.clone()))
-                    .map(|r| Stored {
-                        id: id.clone(),
-                        record: r.clone(),
-                        signed: false,
-                    })
-            })
+            .filter_map(|id| inner.stored(&repo, id))
             .collect())
     }
 
     async fn get(&self, image: &ImageRef, id: &Digest) -> Result<Stored, Error> {
-        let inner = self.lock();
-        inner
-            .records
-            .get(&(image.to_string(), id.clone()))
-            .map(|r| Stored {
-                id: id.clone(),
-                record: r.clone(),
-                signed: false,
-            })
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("{image}: no ledger record {id}"),
-                )
-            })
+        self.lock().stored(&image.to_string(), id).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("{image}: no ledger record {id}"),
+            )
+        })
     }
 }
 

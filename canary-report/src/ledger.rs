@@ -31,7 +31,8 @@ pub fn record_line(r: &RecordSummary) -> String {
 }
 
 /// `canary history`: the records, newest first.
-pub fn history(image: &str, records: &[RecordSummary], error: Option<&str>) -> String {
+pub fn history(history: &canary_core::status::History) -> String {
+    let (image, records, error) = (&history.image, &history.records, history.error.as_deref());
     let mut out = format!("ledger of {image}, newest first:\n");
     if records.is_empty() && error.is_none() {
         out.push_str("  (no record: latest was never moved by canary with the ledger on)\n");
