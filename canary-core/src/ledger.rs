@@ -209,6 +209,31 @@ pub struct Stored {
     pub signed: bool,
 }
 
+/// What a listing says of a record without fetching it: enough to pair
+/// an intent with its outcome and to find the newest record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The record's id.
+    pub id: Digest,
+    /// Intent or outcome.
+    pub kind: RecordKind,
+    /// The run.
+    pub run_id: String,
+    /// When, ms since the Unix epoch.
+    pub time_ms: u64,
+}
+
+impl From<&Stored> for Entry {
+    fn from(s: &Stored) -> Self {
+        Self {
+            id: s.id.clone(),
+            kind: s.record.kind,
+            run_id: s.record.run_id.clone(),
+            time_ms: s.record.time_ms,
+        }
+    }
+}
+
 /// Where canary keeps its records.
 ///
 /// # Contract
@@ -234,6 +259,18 @@ pub trait Ledger: Send + Sync {
 
     /// One record by id.
     async fn get(&self, image: &ImageRef, id: &Digest) -> Result<Stored, Error>;
+
+    /// What is attached to `subject`, without fetching the records (a
+    /// registry's referrers listing carries this). Every move's precheck
+    /// reads it, so it must not grow with the records' size.
+    async fn list(&self, image: &ImageRef, subject: &Digest) -> Result<Vec<Entry>, Error> {
+        Ok(self
+            .attached(image, subject)
+            .await?
+            .iter()
+            .map(Entry::from)
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -251,6 +288,9 @@ impl<T: Ledger + ?Sized> Ledger for std::sync::Arc<T> {
     }
     async fn get(&self, image: &ImageRef, id: &Digest) -> Result<Stored, Error> {
         (**self).get(image, id).await
+    }
+    async fn list(&self, image: &ImageRef, subject: &Digest) -> Result<Vec<Entry>, Error> {
+        (**self).list(image, subject).await
     }
 }
 
@@ -380,6 +420,40 @@ pub fn newest_first(records: &mut [Stored]) {
             })
             .then_with(|| b.id.to_string().cmp(&a.id.to_string()))
     });
+}
+
+/// Entries newest first (the order of [`newest_first`]).
+pub fn newest_entries_first(entries: &mut [Entry]) {
+    entries.sort_by(|a, b| {
+        b.time_ms
+            .cmp(&a.time_ms)
+            .then_with(|| (b.kind == RecordKind::Outcome).cmp(&(a.kind == RecordKind::Outcome)))
+            .then_with(|| b.id.to_string().cmp(&a.id.to_string()))
+    });
+}
+
+/// [`interrupted`] from listings: per image, the entries attached to its
+/// current digest. Returns the image's index and the newest unpaired intent,
+/// the one record worth fetching.
+pub fn interrupted_entry(listed: &[Vec<Entry>]) -> Option<(usize, Entry)> {
+    let ended: std::collections::HashSet<&str> = listed
+        .iter()
+        .flatten()
+        .filter(|e| e.kind == RecordKind::Outcome)
+        .map(|e| e.run_id.as_str())
+        .collect();
+    let mut open: Vec<(usize, Entry)> = listed
+        .iter()
+        .enumerate()
+        .flat_map(|(i, entries)| entries.iter().map(move |e| (i, e.clone())))
+        .filter(|(_, e)| e.kind == RecordKind::Intent && !ended.contains(e.run_id.as_str()))
+        .collect();
+    open.sort_by(|(_, a), (_, b)| {
+        b.time_ms
+            .cmp(&a.time_ms)
+            .then_with(|| b.id.to_string().cmp(&a.id.to_string()))
+    });
+    open.into_iter().next()
 }
 
 /// A run that announced a move and never recorded its end.

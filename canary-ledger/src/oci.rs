@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use canary_core::ledger::{Ledger, Record, RecordKind, Stored};
+use canary_core::ledger::{Entry, Ledger, Record, RecordKind, Stored};
 use canary_core::{Digest, Error, ErrorKind, ImageRef, Reference, Registry as _};
 use canary_registry::{Artifact, OciRegistry};
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -167,6 +167,42 @@ impl Ledger for OciLedger {
 
     async fn get(&self, image: &ImageRef, id: &Digest) -> Result<Stored, Error> {
         fetch_record(&self.registry, image, id).await
+    }
+
+    /// The referrers listing alone: kind, run id and time ride in the
+    /// manifest annotations, so no record is fetched. An entry without them
+    /// (written by another tool) is fetched to be read.
+    async fn list(&self, image: &ImageRef, subject: &Digest) -> Result<Vec<Entry>, Error> {
+        let referrers = self
+            .registry
+            .referrers(image, subject, Some(RECORD_ARTIFACT_TYPE))
+            .await?;
+        let mut entries = Vec::with_capacity(referrers.len());
+        for r in referrers {
+            let a = &r.annotations;
+            let kind = match a.get(annotation::KIND).map(String::as_str) {
+                Some("intent") => Some(RecordKind::Intent),
+                Some("outcome") => Some(RecordKind::Outcome),
+                _ => None,
+            };
+            let time = a
+                .get(annotation::TIME_MS)
+                .and_then(|t| t.parse::<u64>().ok());
+            match (kind, a.get(annotation::RUN_ID), time) {
+                (Some(kind), Some(run_id), Some(time_ms)) => entries.push(Entry {
+                    id: r.digest,
+                    kind,
+                    run_id: run_id.clone(),
+                    time_ms,
+                }),
+                _ => match fetch_record(&self.registry, image, &r.digest).await {
+                    Ok(stored) => entries.push(Entry::from(&stored)),
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+        Ok(entries)
     }
 }
 

@@ -8,7 +8,8 @@ use futures::future::join_all;
 
 use crate::error::{Error, ErrorKind};
 use crate::ledger::{
-    interrupted, newest_first, Before, CheckSummary, Record, RecordImage, RecordKind, RECORD_SCHEMA,
+    interrupted_entry, newest_entries_first, Before, CheckSummary, Record, RecordImage, RecordKind,
+    RECORD_SCHEMA,
 };
 use crate::machine::{Mode, Outcome};
 use crate::report::{Command, ImageReport, LedgerReport, PromotionReport};
@@ -64,26 +65,33 @@ impl Promoter {
         let Some(ledger) = &self.ledger else {
             return Ok(());
         };
+        // Listings only (one request per image): a record is fetched only
+        // for an intent that has no outcome.
         let reads = join_all(run.report.images.iter().map(|entry| async move {
             match &entry.before {
-                Some(d) => ledger.attached(&entry.image, d).await,
+                Some(d) => ledger.list(&entry.image, d).await,
                 None => Ok(Vec::new()),
             }
         }))
         .await;
-        let mut attached = Vec::with_capacity(reads.len());
+        let mut listed = Vec::with_capacity(reads.len());
         run.ledger.previous = Vec::with_capacity(reads.len());
         for (entry, read) in run.report.images.iter().zip(reads) {
-            let mut records =
+            let mut entries =
                 read.map_err(|e| e.context(format!("reading the ledger of {}", entry.image)))?;
-            newest_first(&mut records);
+            newest_entries_first(&mut entries);
             run.ledger
                 .previous
-                .push(records.first().map(|s| s.id.clone()));
-            attached.push(records);
+                .push(entries.first().map(|e| e.id.clone()));
+            listed.push(entries);
         }
-        if let Some(found) = interrupted(&attached) {
-            let r = &found.intent.record;
+        if let Some((i, open)) = interrupted_entry(&listed) {
+            let image = &run.report.images[i].image;
+            let found = ledger
+                .get(image, &open.id)
+                .await
+                .map_err(|e| e.context(format!("reading the ledger of {image}")))?;
+            let r = &found.record;
             return Err(Error::new(
                 ErrorKind::Other,
                 format!(

@@ -10,8 +10,9 @@ use futures::future::join_all;
 use crate::compensation::Read;
 use crate::error::{Error, ErrorKind};
 use crate::ledger::{
-    interrupted, newest_first, repair_plan, why, Before, Interruption, Record, RecordKind,
-    RepairDirection, RepairRefusal, RepairStep, Stored, Why, RECORD_SCHEMA,
+    interrupted_entry, newest_entries_first, newest_first, repair_plan, why, Before, Entry,
+    Interruption, Record, RecordKind, RepairDirection, RepairRefusal, RepairStep, Stored, Why,
+    RECORD_SCHEMA,
 };
 use crate::machine::Outcome;
 use crate::report::{
@@ -31,7 +32,7 @@ impl Promoter {
         if let Some(ledger) = &self.ledger {
             let reads = join_all(status.images.iter().map(|i| async move {
                 match &i.digest {
-                    Some(d) => ledger.attached(&i.image, d).await.map(Some),
+                    Some(d) => explain_one(ledger.as_ref(), &i.image, d).await.map(Some),
                     None => Ok(None),
                 }
             }))
@@ -39,26 +40,33 @@ impl Promoter {
             let mut all = Vec::new();
             for (state, read) in status.images.iter_mut().zip(reads) {
                 match read {
-                    Ok(Some(attached)) => {
+                    Ok(Some((entries, record))) => {
                         state.explained = true;
-                        if let Some(Why::Record(s)) = state
-                            .digest
-                            .as_ref()
-                            .map(|d| why(&state.image, d, &attached))
-                        {
-                            state.record = Some(RecordSummary::from(&*s));
-                        }
-                        all.push(attached);
+                        state.record = record.as_ref().map(RecordSummary::from);
+                        all.push(entries);
                     }
-                    Ok(None) => state.explained = true,
+                    Ok(None) => {
+                        state.explained = true;
+                        all.push(Vec::new());
+                    }
                     Err(e) => {
                         state
+                            .error
+                            .get_or_insert_with(|| format!("reading the ledger: {}", e.chain()));
+                        all.push(Vec::new());
+                    }
+                }
+            }
+            if let Some((i, open)) = interrupted_entry(&all) {
+                match ledger.get(&status.images[i].image, &open.id).await {
+                    Ok(intent) => status.interrupted = Some(RecordSummary::from(&intent)),
+                    Err(e) => {
+                        status.images[i]
                             .error
                             .get_or_insert_with(|| format!("reading the ledger: {}", e.chain()));
                     }
                 }
             }
-            status.interrupted = interrupted(&all).map(|i| RecordSummary::from(&i.intent));
         }
         // The release each image is on: the record's, else every staging
         // tag at its digest. Mixed when no release is common to all.
@@ -296,7 +304,8 @@ impl Promoter {
         let Some(ledger) = &self.ledger else {
             return Ok(None);
         };
-        let mut attached = Vec::new();
+        let mut listed = Vec::new();
+        let mut listed_images = Vec::new();
         for image in images {
             let Some(d) = self
                 .registry()
@@ -305,9 +314,15 @@ impl Promoter {
             else {
                 continue;
             };
-            attached.push(ledger.attached(image, &d).await?);
+            listed.push(ledger.list(image, &d).await?);
+            listed_images.push(image);
         }
-        Ok(interrupted(&attached))
+        match interrupted_entry(&listed) {
+            Some((i, open)) => Ok(Some(Interruption {
+                intent: ledger.get(listed_images[i], &open.id).await?,
+            })),
+            None => Ok(None),
+        }
     }
 
     /// Writes the outcome of the interrupted run (same run id, command
@@ -390,4 +405,28 @@ impl Promoter {
             .with_hint("roll back to a sha explicitly: `canary rollback SHA`")
         })
     }
+}
+
+/// The listing of what is attached to `digest`, and the record that put the
+/// promoted tag there: outcome records are fetched newest first until one
+/// moved it onto `digest` (at most a few; the rest stays a listing).
+async fn explain_one(
+    ledger: &dyn crate::ledger::Ledger,
+    image: &ImageRef,
+    digest: &Digest,
+) -> Result<(Vec<Entry>, Option<Stored>), Error> {
+    const FETCHED: usize = 8;
+    let mut entries = ledger.list(image, digest).await?;
+    newest_entries_first(&mut entries);
+    for entry in entries
+        .iter()
+        .filter(|e| e.kind == RecordKind::Outcome)
+        .take(FETCHED)
+    {
+        let stored = ledger.get(image, &entry.id).await?;
+        if let Why::Record(found) = why(image, digest, std::slice::from_ref(&stored)) {
+            return Ok((entries, Some(*found)));
+        }
+    }
+    Ok((entries, None))
 }
