@@ -445,8 +445,23 @@ pub fn interrupted_entry(listed: &[Vec<Entry>]) -> Option<(usize, Entry)> {
     let mut open: Vec<(usize, Entry)> = listed
         .iter()
         .enumerate()
-        .flat_map(|(i, entries)| entries.iter().map(move |e| (i, e.clone())))
-        .filter(|(_, e)| e.kind == RecordKind::Intent && !ended.contains(e.run_id.as_str()))
+        .flat_map(|(i, entries)| {
+            // A newer outcome on the same digest is a later run that found
+            // (or put) the tag there and recorded its end: an older intent
+            // there is superseded, not pending.
+            let newest_outcome = entries
+                .iter()
+                .filter(|e| e.kind == RecordKind::Outcome)
+                .map(|e| e.time_ms)
+                .max();
+            entries
+                .iter()
+                .filter(move |e| {
+                    e.kind == RecordKind::Intent && newest_outcome.is_none_or(|t| e.time_ms > t)
+                })
+                .map(move |e| (i, e.clone()))
+        })
+        .filter(|(_, e)| !ended.contains(e.run_id.as_str()))
         .collect();
     open.sort_by(|(_, a), (_, b)| {
         b.time_ms
@@ -465,29 +480,23 @@ pub struct Interruption {
 
 /// Finds an interrupted run: an intent attached to the digest some image's
 /// promoted tag points at now, with no outcome of the same run among the
-/// records attached there. `attached` holds, per image, the records
-/// attached to its current digest. The newest such intent wins.
+/// records attached there, and no newer outcome on that digest (a later run
+/// that found the tag there and recorded its end supersedes it: a run
+/// killed after its intent and before its first write must not make a
+/// later, good promotion of the same build look interrupted). `attached`
+/// holds, per image, the records attached to its current digest. The
+/// newest such intent wins. Records are compared by their `time_ms`, so
+/// runners' clocks are assumed to agree to within the time between runs.
 pub fn interrupted(attached: &[Vec<Stored>]) -> Option<Interruption> {
-    let mut ended: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for records in attached {
-        for s in records {
-            if s.record.kind == RecordKind::Outcome {
-                ended.insert(&s.record.run_id);
-            }
-        }
-    }
-    let mut open: Vec<Stored> = attached
+    let listed: Vec<Vec<Entry>> = attached
         .iter()
-        .flatten()
-        .filter(|s| {
-            s.record.kind == RecordKind::Intent && !ended.contains(s.record.run_id.as_str())
-        })
-        .cloned()
+        .map(|records| records.iter().map(Entry::from).collect())
         .collect();
-    newest_first(&mut open);
-    open.into_iter()
-        .next()
-        .map(|intent| Interruption { intent })
+    let (i, open) = interrupted_entry(&listed)?;
+    attached[i]
+        .iter()
+        .find(|s| s.id == open.id)
+        .map(|s| Interruption { intent: s.clone() })
 }
 
 /// Which way `canary repair` settles an interrupted run.

@@ -38,6 +38,15 @@
 //!   plain-text body naming the error.
 //! - Dropping the proxy stops it: no new connections, idle ones closed,
 //!   in-flight requests finished.
+//! - A request can be *held* ([`FaultProxy::hold_nth`],
+//!   [`FaultProxy::hold_when`]): it waits at the proxy, either on arrival
+//!   (the registry has not seen it) or after the registry answered (it took
+//!   effect, the client does not know yet), until the test lets it go on or
+//!   refuses it. The test learns when it got there, so it can act at that
+//!   exact point of a run, e.g. signal or kill the client. Holds count the
+//!   requests under `/v2` that reach the forwarder (those no fault answered
+//!   in place), in arrival order ([`FaultProxy::arrivals`]); the request
+//!   log ([`FaultProxy::requests`]) is in completion order.
 //!
 //! # Example
 //!
@@ -59,6 +68,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +80,11 @@ use axum::Router;
 
 use crate::faults::{Fault, FaultKind, FaultPlan, FaultServer, RecordedRequest};
 use crate::real_registry::RealRegistry;
+
+mod hold;
+
+use hold::{refused, wait_for_verdict, Holds, Verdict};
+pub use hold::{Arrival, Held, HoldAt};
 
 /// How many requests a persistent fault ([`FaultProxy::fail_from`]) covers.
 pub const PERSISTENT_SPAN: usize = 10_000;
@@ -97,6 +112,7 @@ const NOT_FORWARDED: [HeaderName; 10] = [
 pub struct FaultProxy {
     server: FaultServer,
     upstream: String,
+    holds: Arc<Holds>,
 }
 
 impl fmt::Debug for FaultProxy {
@@ -105,6 +121,7 @@ impl fmt::Debug for FaultProxy {
             .field("addr", &self.server.addr())
             .field("upstream", &self.upstream)
             .field("plan", self.server.plan())
+            .field("arrivals", &self.holds.lock().arrivals.len())
             .finish()
     }
 }
@@ -117,6 +134,7 @@ struct Upstream {
     authority: String,
     /// `http://127.0.0.1:<proxy port>`.
     proxy_base: String,
+    holds: Arc<Holds>,
 }
 
 impl FaultProxy {
@@ -169,12 +187,14 @@ impl FaultProxy {
             builder = builder.add_root_certificate(cert);
         }
         let client = builder.build().expect("an HTTP client");
+        let holds = Arc::new(Holds::default());
         let server = FaultServer::start(FaultPlan::new(), |addr| {
             let state = Arc::new(Upstream {
                 client,
                 base: base.clone(),
                 authority: authority.clone(),
                 proxy_base: format!("http://{addr}"),
+                holds: Arc::clone(&holds),
             });
             Router::new().fallback(forward).with_state(state)
         })
@@ -182,6 +202,7 @@ impl FaultProxy {
         Self {
             server,
             upstream: base,
+            holds,
         }
     }
 
@@ -274,6 +295,54 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response<
         Ok(b) => b,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("fault proxy: body: {e}")),
     };
+    let path = parts.uri.path();
+    let (arrival, hold, in_flight) = if path == "/v2" || path.starts_with("/v2/") {
+        let full = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| path.to_string(), ToString::to_string);
+        let (arrival, hold, guard) = up.holds.arrive(&parts.method, &full);
+        (Some(arrival), hold, Some(guard))
+    } else {
+        (None, None, None)
+    };
+    let (on_arrival, on_answer) = match hold {
+        Some(h) if h.at == HoldAt::Arrival => (Some(h), None),
+        other => (None, other),
+    };
+    if let (Some(hold), Some(arrival)) = (on_arrival, &arrival) {
+        if wait_for_verdict(hold, arrival.clone()).await == Verdict::Refuse {
+            return refused(arrival);
+        }
+    }
+    let response = if up.holds.detached.load(Ordering::SeqCst) {
+        // On a task of its own, the request is finished even when the
+        // server drops this handler because the client went away.
+        let task_up = Arc::clone(&up);
+        let task = tokio::spawn(async move {
+            let response = relay(&task_up, parts, body).await;
+            drop(in_flight);
+            response
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => text(StatusCode::BAD_GATEWAY, format!("fault proxy: {e}")),
+        }
+    } else {
+        let response = relay(&up, parts, body).await;
+        drop(in_flight);
+        response
+    };
+    if let (Some(hold), Some(arrival)) = (on_answer, &arrival) {
+        if wait_for_verdict(hold, arrival.clone()).await == Verdict::Refuse {
+            return refused(arrival);
+        }
+    }
+    response
+}
+
+/// Sends one request upstream and turns its answer into the proxy's.
+async fn relay(up: &Upstream, parts: axum::http::request::Parts, body: Bytes) -> Response<Body> {
     let target = format!(
         "{}{}",
         up.base,
@@ -315,7 +384,7 @@ async fn forward(State(up): State<Arc<Upstream>>, request: Request) -> Response<
     };
     strip(&mut headers);
     for name in [header::LOCATION, header::LINK, header::WWW_AUTHENTICATE] {
-        rewrite(&mut headers, &name, &up);
+        rewrite(&mut headers, &name, up);
     }
     if parts.method == Method::HEAD {
         // No body, but the length of the one a GET would carry.

@@ -3,6 +3,7 @@
 //! reference tenants on loopback.
 
 pub mod interop;
+pub mod kill;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -299,7 +299,7 @@ async fn run_scenario(setup: &Arc<Setup>, lane: &mut Lane, op: Op, scenario: Sce
         .env("CANARY_IMAGES", images_on(&proxy.host(), &lane.repos))
         // The moves' matrix: every fault lands on a request of the moves, as
         // it always did. Faults on the ledger's own requests, and kills at
-        // every request with the ledger on, are `ledger.rs`'s matrix.
+        // every request with the ledger on, are `ledger_kill.rs`'s matrix.
         .env("CANARY_LEDGER", "false")
         .env("CANARY_ROLLOUT_INTERVAL", "100ms")
         .env("CANARY_ROLLOUT_DEADLINE", "10s")

@@ -296,3 +296,27 @@ fn memory_ledger_keeps_what_it_is_given() {
     ledger.fail_appends(true);
     assert!(futures::executor::block_on(ledger.append(&p, &d(1), &r)).is_err());
 }
+
+/// A run killed after its intent and before any write leaves the intent at
+/// its target; a later run that moves `latest` there and records its end
+/// supersedes it: nothing is pending, and `repair` must not undo the later
+/// run.
+#[test]
+fn a_newer_outcome_on_the_same_digest_supersedes_an_older_intent() {
+    let mut stale = record(RecordKind::Intent, "killed", Command::Promote, vec![]);
+    stale.time_ms = 10;
+    let mut later = record(RecordKind::Outcome, "later", Command::Promote, vec![]);
+    later.time_ms = 20;
+    later.outcome = Some(Outcome::Promoted);
+    assert_eq!(
+        interrupted(&[vec![stored(1, stale.clone()), stored(2, later)]]),
+        None
+    );
+    // An intent newer than every outcome there is still pending.
+    let mut newer = stale;
+    newer.time_ms = 30;
+    let mut older = record(RecordKind::Outcome, "older", Command::Promote, vec![]);
+    older.time_ms = 20;
+    let found = interrupted(&[vec![stored(1, newer), stored(2, older)]]).unwrap();
+    assert_eq!(found.intent.record.run_id, "killed");
+}
