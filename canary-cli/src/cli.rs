@@ -338,7 +338,7 @@ pub(crate) enum Cmd {
         json: bool,
     },
     /// Check the signature of the ledger record behind an image's digest
-    /// with a public key: --image IMG[@sha256:…] (the promoted tag's digest
+    /// with a public key: --image IMG or IMG@sha256:… (the promoted tag's digest
     /// when none is given)
     VerifyRecord {
         /// The public key (PEM) [file: ledger.public_key_file]
