@@ -28,6 +28,8 @@ mod records;
 mod story;
 
 use std::collections::VecDeque;
+
+use futures::stream::{self, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +45,7 @@ use crate::report::{
     Command, ErrorReport, ImageReport, ImageStatus, PromotionReport, TenantReport,
 };
 use crate::suite::{RunContext, SmokeSuite};
-use crate::types::{Digest, GitSha, Reason, Reference, Release, Tenant};
+use crate::types::{Digest, GitSha, Manifest, Reason, Reference, Release, Tenant};
 
 pub use crate::compensation::REASSERT_ROUNDS;
 
@@ -185,6 +187,10 @@ struct Run {
     /// Per image: the digest this run fetched to write under the promoted
     /// tag, once a PUT of it was attempted.
     written: Vec<Option<Digest>>,
+    /// Per image: the staging manifest the precheck read, when no wait
+    /// separates precheck and move (manual promotion, rollback); the move
+    /// writes these bytes without reading them again.
+    staged: Vec<Option<Manifest>>,
     /// What each phase found; the reason is worded from it at the end.
     story: Story,
     /// What the run knows of the ledger.
@@ -535,6 +541,7 @@ impl Promoter {
             plan: Plan { mode },
             state: State::Planned,
             written: vec![None; release.images().len()],
+            staged: Vec::new(),
             report,
             story: Story::default(),
             ledger: ledger::RunLedger::new(run_id),
@@ -629,7 +636,10 @@ impl Promoter {
     }
 
     /// Resolves the sha, then checks every staging tag exists and records
-    /// every current `latest`.
+    /// every current `latest`: both reads of every image together. A
+    /// manual promotion or a rollback reads the staging manifest itself
+    /// (GET), which its move then writes; a verify, which waits before its
+    /// move, reads only the digest (HEAD) and fetches at the move.
     async fn precheck(&self, run: &mut Run, release: &Release) -> Result<Release, Error> {
         let release = self.resolve_sha(release).await?;
         run.report.sha = Some(release.sha().clone());
@@ -637,34 +647,80 @@ impl Promoter {
         let promoted = release.promoted_tag();
         run.report.staging_tag = Some(staging.clone());
         run.report.promoted_tag = Some(promoted.clone());
-        for image in &mut run.report.images {
-            let digest = self
-                .registry
-                .head_manifest(&image.image, &Reference::Tag(staging.clone()))
-                .await
-                .map_err(|e| e.context(format!("{}:{staging}", image.image)))?;
+        let fetch = !matches!(run.plan.mode, Mode::Verify { .. });
+        let (staging_ref, promoted_ref) = (
+            Reference::Tag(staging.clone()),
+            Reference::Tag(promoted.clone()),
+        );
+        let images = release.images();
+        let reads = per_image(images.len(), |i| {
+            let (image, staging_ref, promoted_ref) = (&images[i], &staging_ref, &promoted_ref);
+            let (staging, promoted) = (&staging, &promoted);
+            async move {
+                let staged = async {
+                    if fetch {
+                        match self.registry.get_manifest(image, staging_ref).await {
+                            Ok(m) => Ok((Some(m.digest().clone()), Some(m))),
+                            Err(e) if e.kind() == ErrorKind::NotFound => Ok((None, None)),
+                            Err(e) => Err(e),
+                        }
+                    } else {
+                        self.registry
+                            .head_manifest(image, staging_ref)
+                            .await
+                            .map(|d| (d, None))
+                    }
+                };
+                let before = self.registry.head_manifest(image, promoted_ref);
+                let (staged, before) = futures::join!(staged, before);
+                (
+                    staged.map_err(|e| e.context(format!("{image}:{staging}"))),
+                    before.map_err(|e| e.context(format!("{image}:{promoted}"))),
+                )
+            }
+        })
+        .await;
+        run.staged = Vec::with_capacity(reads.len());
+        for (entry, (staged, before)) in run.report.images.iter_mut().zip(reads) {
+            let (digest, manifest) = staged?;
             let Some(digest) = digest else {
                 return Err(Error::new(
                     ErrorKind::NotFound,
-                    format!("{}:{staging} does not exist", image.image),
+                    format!("{}:{staging} does not exist", entry.image),
                 )
                 .with_hint(
                     "was the build for this sha pushed? canary moves only what staging already has",
                 ));
             };
-            image.staging_digest = Some(digest);
-            let before = self
-                .registry
-                .head_manifest(&image.image, &Reference::Tag(promoted.clone()))
-                .await
-                .map_err(|e| e.context(format!("{}:{promoted}", image.image)))?;
-            image.after.clone_from(&before);
-            image.before = before;
-            image.before_read = true;
+            entry.staging_digest = Some(digest);
+            run.staged.push(manifest);
+            let before = before?;
+            entry.after.clone_from(&before);
+            entry.before = before;
+            entry.before_read = true;
         }
         self.check_ledger(run).await?;
         Ok(release)
     }
+}
+
+/// How many images of a release are read or written at once: enough for
+/// any real release to move in one round trip per step, few enough not to
+/// trip a registry's rate limit.
+const IMAGES_AT_ONCE: usize = 8;
+
+/// `f(i)` for every image index `i < n`, at most [`IMAGES_AT_ONCE`] at
+/// once; the results in index order.
+async fn per_image<T, F, Fut>(n: usize, f: F) -> Vec<T>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    stream::iter(0..n)
+        .map(f)
+        .buffered(IMAGES_AT_ONCE)
+        .collect()
+        .await
 }
 
 /// Why a run has no canary fleet to check.

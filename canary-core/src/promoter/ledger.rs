@@ -14,7 +14,7 @@ use crate::ledger::{
 use crate::machine::{Mode, Outcome};
 use crate::report::{Command, ImageReport, LedgerReport, PromotionReport};
 use crate::suite::CheckStatus;
-use crate::types::{Digest, Reference};
+use crate::types::Digest;
 
 use super::{Promoter, Run};
 
@@ -107,32 +107,10 @@ impl Promoter {
         Ok(())
     }
 
-    /// Right before the first write: reads every promoted tag again when a
-    /// wait separated the precheck from the move (so `before` is what the
-    /// move really replaces, invariant 8), then writes the intent record of
-    /// every image, attached to its target digest. Nothing moves when this
-    /// fails.
+    /// Right before the first write, once every promoted tag's `before`
+    /// is what the move really replaces: writes the intent record of every
+    /// image, attached to its target digest. Nothing moves when this fails.
     pub(super) async fn announce(&self, run: &mut Run) -> Result<(), Error> {
-        if matches!(run.plan.mode, Mode::Verify { .. }) {
-            let promoted = run.report.promoted_tag.clone();
-            if let Some(promoted) = promoted {
-                let reference = Reference::Tag(promoted.clone());
-                let reads = join_all(
-                    run.report
-                        .images
-                        .iter()
-                        .map(|entry| self.registry.head_manifest(&entry.image, &reference)),
-                )
-                .await;
-                for (entry, read) in run.report.images.iter_mut().zip(reads) {
-                    let before =
-                        read.map_err(|e| e.context(format!("reading {}:{promoted}", entry.image)))?;
-                    entry.after.clone_from(&before);
-                    entry.before = before;
-                    entry.before_read = true;
-                }
-            }
-        }
         let Some(ledger) = &self.ledger else {
             return Ok(());
         };

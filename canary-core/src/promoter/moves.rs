@@ -3,74 +3,151 @@
 //! is taken by [`crate::compensation`]; this module only reads, writes and
 //! records.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::compensation::{
     decide, reassert, Compensation, Decision, Fate, Observed, Read, Reassert, Truth,
 };
 use crate::error::{Error, ErrorKind};
 use crate::machine::Event;
+use crate::machine::Mode;
 use crate::registry::Registry as _;
 use crate::report::ImageStatus;
 use crate::types::{Digest, ImageRef, Manifest, Reference, Release, Tag};
 
 use super::story::MoveFailure;
-use super::{Promoter, Run, REASSERT_ROUNDS};
+use super::{per_image, Promoter, Run, REASSERT_ROUNDS};
 
 impl Promoter {
     /// Retags every image (GET staging, PUT latest with the same bytes),
-    /// then verifies all of them (HEAD latest and compare): three requests
-    /// per image. Stops at the first failure.
+    /// then verifies all of them (HEAD latest and compare): the images
+    /// together, `IMAGES_AT_ONCE` at a time, so a release of any size
+    /// costs about the round trips of one image.
+    ///
+    /// A verify re-reads every promoted tag here, beside its GET of staging,
+    /// because a wait separated it from the precheck (invariant 8); a manual
+    /// promotion or a rollback moves the manifests its precheck read.
     ///
     /// Verification happens after the last write so that it also catches
-    /// another writer that moved an earlier image in the meantime (there is
-    /// no compare-and-swap in the distribution API). An image found moved
-    /// by someone else is written again, up to [`REASSERT_ROUNDS`] times
-    /// with a growing pause; two runs racing therefore converge on the
-    /// release of the last one to finish a clean verification.
+    /// another writer that moved an image in the meantime (there is no
+    /// compare-and-swap in the distribution API). An image found moved by
+    /// someone else is written again, up to [`REASSERT_ROUNDS`] times with a
+    /// growing pause; two runs racing therefore converge on the release of
+    /// the last one to finish a clean verification.
     pub(super) async fn move_images(&self, run: &mut Run, release: &Release) -> Event {
-        let staging = release.staging_tag();
+        let staging = Reference::Tag(release.staging_tag());
         let promoted = release.promoted_tag();
-        if let Err(e) = self.announce(run).await {
-            return move_failed(run, 0, &e);
-        }
-        let mut written = Vec::with_capacity(run.report.images.len());
-        for i in 0..run.report.images.len() {
-            if self.interrupt.is_raised() {
-                // Stop moving; what moved is put back (compensation).
-                run.story.interrupted = true;
-                let e = Error::new(
-                    ErrorKind::Other,
-                    format!(
-                        "interrupted by a signal before moving {}",
-                        run.report.images[i].image
-                    ),
-                );
-                return move_failed(run, i, &e);
-            }
-            let image = run.report.images[i].image.clone();
-            let expected = run.report.images[i].staging_digest.clone();
-            let result = match self
-                .fetch(&image, &Reference::Tag(staging.clone()), expected.as_ref())
-                .await
-            {
-                Ok(manifest) => {
-                    run.written[i] = Some(manifest.digest().clone());
-                    self.put(&image, &promoted, &manifest)
-                        .await
-                        .map(|()| manifest)
+        let images: Vec<ImageRef> = run.report.images.iter().map(|e| e.image.clone()).collect();
+        let expected: Vec<Option<Digest>> = run
+            .report
+            .images
+            .iter()
+            .map(|e| e.staging_digest.clone())
+            .collect();
+        let staged = std::mem::take(&mut run.staged);
+        let reread = matches!(run.plan.mode, Mode::Verify { .. });
+        let fetches = per_image(images.len(), |i| {
+            let (image, staging, expected) = (&images[i], &staging, expected[i].as_ref());
+            let staged = staged.get(i).cloned().flatten();
+            async move {
+                match staged {
+                    Some(manifest) => Ok(manifest),
+                    None => self.fetch(image, staging, expected).await,
                 }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(manifest) => written.push(manifest),
+            }
+        });
+        let rereads = async {
+            if reread {
+                Some(self.read_all(&images, &promoted).await)
+            } else {
+                None
+            }
+        };
+        let (manifests, rereads) = futures::join!(fetches, rereads);
+        if let Some(rereads) = rereads {
+            for (i, read) in rereads.into_iter().enumerate() {
+                match read {
+                    Ok(before) => {
+                        let entry = &mut run.report.images[i];
+                        entry.after.clone_from(&before);
+                        entry.before = before;
+                        entry.before_read = true;
+                    }
+                    Err(e) => return move_failed(run, i, &e),
+                }
+            }
+        }
+        let mut written = Vec::with_capacity(manifests.len());
+        for (i, manifest) in manifests.into_iter().enumerate() {
+            match manifest {
+                Ok(m) => written.push(m),
                 Err(e) => return move_failed(run, i, &e),
             }
         }
+        if let Err(e) = self.announce(run).await {
+            return move_failed(run, 0, &e);
+        }
+        if self.interrupt.is_raised() {
+            // Nothing moved yet: stop, and say so.
+            run.story.interrupted = true;
+            let e = Error::new(
+                ErrorKind::Other,
+                format!("interrupted by a signal before moving {}", images[0]),
+            );
+            return move_failed(run, 0, &e);
+        }
+        // Once one write fails (or a signal arrives) no further write
+        // starts; every write that started is compensated.
+        let stop = AtomicBool::new(false);
+        let puts = per_image(images.len(), |i| {
+            let (image, promoted, manifest, stop) = (&images[i], &promoted, &written[i], &stop);
+            async move {
+                if stop.load(Ordering::SeqCst) || self.interrupt.is_raised() {
+                    return None;
+                }
+                let put = self.put(image, promoted, manifest).await;
+                if put.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                Some(put)
+            }
+        })
+        .await;
+        let mut failure = None;
+        for (i, put) in puts.into_iter().enumerate() {
+            match put {
+                Some(put) => {
+                    run.written[i] = Some(written[i].digest().clone());
+                    if let Err(e) = put {
+                        failure.get_or_insert((i, e));
+                    }
+                }
+                None => {
+                    if failure.is_none() && self.interrupt.is_raised() {
+                        run.story.interrupted = true;
+                        let e = Error::new(
+                            ErrorKind::Other,
+                            format!("interrupted by a signal before moving {}", images[i]),
+                        );
+                        failure = Some((i, e));
+                    }
+                }
+            }
+        }
+        if let Some((i, e)) = failure {
+            return move_failed(run, i, &e);
+        }
+        let mut pending: Vec<usize> = (0..images.len()).collect();
         for round in 0..=REASSERT_ROUNDS {
+            let reads = per_image(pending.len(), |k| {
+                self.read_back(&images[pending[k]], &promoted)
+            })
+            .await;
             let mut moved_by_other = Vec::new();
-            for (i, manifest) in written.iter().enumerate() {
-                let image = run.report.images[i].image.clone();
-                match self.read_back(&image, &promoted).await {
-                    Ok(Some(d)) if &d == manifest.digest() => {
+            for (k, read) in reads.into_iter().enumerate() {
+                let i = pending[k];
+                match read {
+                    Ok(Some(d)) if &d == written[i].digest() => {
                         let entry = &mut run.report.images[i];
                         entry.after = Some(d);
                         entry.status = ImageStatus::Moved;
@@ -111,12 +188,18 @@ impl Promoter {
                     return move_failed(run, *i, &e);
                 }
                 Reassert::Rewrite(pause) => {
-                    // Someone else moved these images since we wrote them.
+                    // Someone else moved these images since we wrote them:
+                    // write them again, and read back only those.
                     self.clock.sleep(pause).await;
-                    for (i, _) in moved_by_other {
-                        let image = run.report.images[i].image.clone();
-                        if let Err(e) = self.put(&image, &promoted, &written[i]).await {
-                            return move_failed(run, i, &e);
+                    pending = moved_by_other.into_iter().map(|(i, _)| i).collect();
+                    let puts = per_image(pending.len(), |k| {
+                        let i = pending[k];
+                        self.put(&images[i], &promoted, &written[i])
+                    })
+                    .await;
+                    for (k, put) in puts.into_iter().enumerate() {
+                        if let Err(e) = put {
+                            return move_failed(run, pending[k], &e);
                         }
                     }
                 }
@@ -125,36 +208,56 @@ impl Promoter {
         unreachable!("the last round verifies or gives up")
     }
 
+    /// HEAD `tag` of every image, together.
+    async fn read_all(&self, images: &[ImageRef], tag: &Tag) -> Vec<Result<Option<Digest>, Error>> {
+        per_image(images.len(), |i| async move {
+            self.registry
+                .head_manifest(&images[i], &Reference::Tag(tag.clone()))
+                .await
+                .map_err(|e| e.context(format!("reading {}:{tag}", images[i])))
+        })
+        .await
+    }
+
     /// Compensates a failed move: every image this run wrote is read, and
-    /// put back, left alone or reported as [`decide`] says. When one of
-    /// them fails, a last read of every image says where each one is.
+    /// put back, left alone or reported as [`decide`] says, the images
+    /// together. When one of them fails, a last read of every image says
+    /// where each one is.
     pub(super) async fn restore_images(&self, run: &mut Run, release: &Release) -> Event {
         let promoted = release.promoted_tag();
-        let mut fates = Vec::with_capacity(run.report.images.len());
-        for i in 0..run.report.images.len() {
-            let Some(ours) = run.written[i].clone() else {
-                fates.push(Fate::Untouched);
+        let images: Vec<ImageRef> = run.report.images.iter().map(|e| e.image.clone()).collect();
+        let befores: Vec<Option<Digest>> =
+            run.report.images.iter().map(|i| i.before.clone()).collect();
+        let written = &run.written;
+        let fates = per_image(images.len(), |i| {
+            let (image, promoted, before) = (&images[i], &promoted, befores[i].clone());
+            let ours = written[i].clone();
+            async move {
+                match ours {
+                    Some(ours) => self.compensate(image, promoted, before, ours).await,
+                    None => Fate::Untouched,
+                }
+            }
+        })
+        .await;
+        for (entry, fate) in run.report.images.iter_mut().zip(&fates) {
+            if matches!(fate, Fate::Untouched) {
                 continue;
-            };
-            let entry = &run.report.images[i];
-            let fate = self
-                .compensate(&entry.image, &promoted, entry.before.clone(), ours)
-                .await;
-            let entry = &mut run.report.images[i];
+            }
             fate.record(entry, &promoted);
             if !fate.failed() {
                 self.observer.image(entry);
             }
-            fates.push(fate);
         }
         let truths = if Compensation::needs_truth(&fates) {
-            let mut truths = Vec::with_capacity(run.report.images.len());
-            for entry in &mut run.report.images {
-                let truth = match self
-                    .registry
-                    .head_manifest(&entry.image, &Reference::Tag(promoted.clone()))
-                    .await
-                {
+            let promoted_ref = Reference::Tag(promoted.clone());
+            let reads = per_image(images.len(), |i| {
+                self.registry.head_manifest(&images[i], &promoted_ref)
+            })
+            .await;
+            let mut truths = Vec::with_capacity(reads.len());
+            for (entry, read) in run.report.images.iter_mut().zip(reads) {
+                let truth = match read {
                     Ok(now) => Truth::At(now),
                     Err(e) => Truth::Unknown(e.chain()),
                 };
@@ -165,8 +268,6 @@ impl Promoter {
         } else {
             None
         };
-        let befores: Vec<Option<Digest>> =
-            run.report.images.iter().map(|i| i.before.clone()).collect();
         let compensation = Compensation::new(fates, truths, &befores);
         let event = compensation.settlement.event();
         run.story.compensation = Some(compensation);
