@@ -20,7 +20,7 @@ pub(crate) async fn run(cli: Cli, matches: &ArgMatches) -> i32 {
     let env = Env::process();
     // In Actions mode, masks every secret in the environment before anything
     // is printed.
-    let json = matches!(&cli.command, Cmd::Verify { output, .. } | Cmd::Promote { output, .. } | Cmd::Rollback { output, .. } | Cmd::Smoke { output, .. } | Cmd::Repair { output, .. } if output.json)
+    let json = matches!(&cli.command, Cmd::Verify { output, .. } | Cmd::Decide { output, .. } | Cmd::Promote { output, .. } | Cmd::Rollback { output, .. } | Cmd::Smoke { output, .. } | Cmd::Repair { output, .. } if output.json)
         || matches!(
             &cli.command,
             Cmd::Status { json: true, .. }
@@ -133,10 +133,33 @@ async fn execute(
         Cmd::Verify {
             sha,
             dry_run,
+            shard,
             output,
         } => {
             check_output_paths(&output)?;
-            let report = gate.verify(&sha, dry_run).await?;
+            let report = match shard {
+                Some(shard) => {
+                    if output.report.is_none() {
+                        return Err(UsageError::new(
+                            "--shard",
+                            "writes a partial report, and no --report FILE is given",
+                            "add --report FILE (upload it for the `canary decide` job)",
+                        ));
+                    }
+                    gate.verify_shard(&sha, &shard).await?
+                }
+                None => gate.verify(&sha, dry_run).await?,
+            };
+            Ok(emit(&report, &output, github))
+        }
+        Cmd::Decide {
+            reports,
+            sha,
+            dry_run,
+            output,
+        } => {
+            check_output_paths(&output)?;
+            let report = gate.decide(sha.as_deref(), &reports, dry_run).await?;
             Ok(emit(&report, &output, github))
         }
         Cmd::Promote {

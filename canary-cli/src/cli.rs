@@ -287,6 +287,28 @@ pub(crate) enum Cmd {
         /// Do everything but the move, and say what would move
         #[arg(long)]
         dry_run: bool,
+        /// Check only shard K of N (round-robin over the fleet), move
+        /// nothing, and write a partial report for `canary decide` (needs
+        /// --report)
+        #[arg(long, value_name = "K/N", conflicts_with = "dry_run")]
+        shard: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Merge the partial reports of `verify --shard` jobs and promote when
+    /// every shard is green, as one unsharded verify would
+    Decide {
+        /// The directory holding every shard's --report file (searched
+        /// recursively for *.json)
+        #[arg(long, value_name = "DIR")]
+        reports: PathBuf,
+        /// The release's sha; the reports must all be for it (default: the
+        /// reports' sha)
+        #[arg(long)]
+        sha: Option<String>,
+        /// Do everything but the move, and say what would move
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         output: OutputArgs,
     },

@@ -197,6 +197,7 @@ fn help_texts() {
     insta::assert_snapshot!("help", help(&[]));
     for sub in [
         "verify",
+        "decide",
         "promote",
         "rollback",
         "repair",

@@ -12,6 +12,7 @@ pub mod machine;
 pub mod promoter;
 pub mod registry;
 pub mod report;
+pub mod shard;
 pub mod status;
 pub mod suite;
 pub mod types;
@@ -24,6 +25,7 @@ pub use machine::{Outcome, State};
 pub use promoter::{EmptyFleet, Observer, Policy, Promoter, Rollout, VerifyOptions};
 pub use registry::{MemoryRegistry, Registry};
 pub use report::{Command, ImageReport, ImageStatus, LedgerReport, PromotionReport, TenantReport};
+pub use shard::Shard;
 pub use status::StatusReport;
 pub use suite::{CheckResult, CheckStatus, RunContext, ScriptedSuite, SmokeSuite};
 pub use types::{

@@ -44,6 +44,7 @@ use crate::registry::Registry;
 use crate::report::{
     Command, ErrorReport, ImageReport, ImageStatus, PromotionReport, TenantReport,
 };
+use crate::shard::{fleet_digest, Partial, Shard, ShardReport};
 use crate::suite::{RunContext, SmokeSuite};
 use crate::types::{Digest, GitSha, Manifest, Reason, Reference, Release, Tenant};
 
@@ -142,6 +143,9 @@ pub struct VerifyOptions {
     pub dry_run: bool,
     /// A value unique to this run (nonces derive from it).
     pub run_id: String,
+    /// Check only this shard's tenants and move nothing: the report is a
+    /// partial one, for [`Promoter::decide`] to merge.
+    pub shard: Option<Shard>,
 }
 
 /// Drives promotions, manual promotions and rollbacks through the traits.
@@ -324,10 +328,66 @@ impl Promoter {
     /// tenant, and move `latest` of every image only when all passed.
     pub async fn verify(&self, release: &Release, options: &VerifyOptions) -> PromotionReport {
         let mode = Mode::Verify {
+            dry_run: options.dry_run || options.shard.is_some(),
+        };
+        let source = match options.shard {
+            Some(shard) => Evidence::Shard(shard),
+            None => Evidence::Fleet,
+        };
+        self.run(
+            Command::Verify,
+            release,
+            mode,
+            &options.run_id,
+            None,
+            source,
+        )
+        .await
+    }
+
+    /// `canary decide`: merges the partial reports of a sharded verify
+    /// ([`crate::shard::merge`] refuses a missing, duplicated, mismatched or
+    /// hostile one: outcome `usage`, nothing read or moved), then moves
+    /// `latest` (or not) exactly as one unsharded verify with that evidence
+    /// would. The fleet is read to check the shards were cut from it; the
+    /// tenants are not called again.
+    pub async fn decide(
+        &self,
+        release: &Release,
+        partials: &[Partial],
+        options: &VerifyOptions,
+    ) -> PromotionReport {
+        let tenants = match self.read_fleet().await {
+            Ok(tenants) => tenants,
+            Err(e) => {
+                let mut report = PromotionReport::new(Command::Verify, Some(release.sha().clone()));
+                report.set_outcome(e.outcome(), e.reason());
+                report.error = Some(e.report());
+                return report;
+            }
+        };
+        let evidence =
+            match crate::shard::merge(release, &tenants, self.meta.suite_digest.as_ref(), partials)
+            {
+                Ok(evidence) => evidence,
+                Err(e) => return PromotionReport::usage(Command::Verify, &e),
+            };
+        let mode = Mode::Verify {
             dry_run: options.dry_run,
         };
-        self.run(Command::Verify, release, mode, &options.run_id, None)
-            .await
+        let count = partials.len() as u32;
+        let mut report = self
+            .run(
+                Command::Verify,
+                release,
+                mode,
+                &options.run_id,
+                None,
+                Evidence::Merged(evidence),
+            )
+            .await;
+        report.merged_shards = Some(count);
+        report
     }
 
     /// `canary promote --no-verify`: move without verification. The reason
@@ -344,6 +404,7 @@ impl Promoter {
             Mode::Manual,
             "",
             Some(reason.as_str()),
+            Evidence::Fleet,
         )
         .await
     }
@@ -351,8 +412,15 @@ impl Promoter {
     /// `canary rollback <sha>`: pre-check that `staging-<sha>` exists for
     /// every image, move `latest` back to it, verify every digest.
     pub async fn rollback(&self, release: &Release) -> PromotionReport {
-        self.run(Command::Rollback, release, Mode::Rollback, "", None)
-            .await
+        self.run(
+            Command::Rollback,
+            release,
+            Mode::Rollback,
+            "",
+            None,
+            Evidence::Fleet,
+        )
+        .await
     }
 
     /// `canary smoke`: the suite on every tenant of the fleet, no registry.
@@ -488,6 +556,7 @@ impl Promoter {
         mode: Mode,
         run_id: &str,
         manual_reason: Option<&str>,
+        source: Evidence,
     ) -> PromotionReport {
         let started = self.clock.now_ms();
         let run_id = match (run_id, &self.run_id) {
@@ -515,18 +584,38 @@ impl Promoter {
             })
             .collect();
 
-        let tenants = if matches!(mode, Mode::Verify { .. }) {
-            match self.read_fleet().await {
-                Ok(tenants) => tenants,
+        let mut merged = None;
+        let tenants = match (mode, source) {
+            (Mode::Verify { .. }, Evidence::Merged(evidence)) => {
+                // The shards checked these tenants; nothing calls them again.
+                let tenants = evidence
+                    .iter()
+                    .map(|t| Tenant::new(t.url.clone(), crate::types::Secret::new("")))
+                    .collect();
+                merged = Some(evidence);
+                tenants
+            }
+            (Mode::Verify { .. }, source) => match self.read_fleet().await {
+                Ok(tenants) => match source {
+                    Evidence::Shard(shard) => {
+                        report.shard = Some(ShardReport {
+                            shard,
+                            fleet_size: tenants.len(),
+                            fleet_digest: fleet_digest(&tenants),
+                            suite_digest: self.meta.suite_digest.clone(),
+                        });
+                        shard.select(&tenants)
+                    }
+                    _ => tenants,
+                },
                 Err(e) => {
                     report.set_outcome(e.outcome(), e.reason());
                     report.error = Some(e.report());
                     report.timings.finished_ms = self.clock.now_ms();
                     return report;
                 }
-            }
-        } else {
-            Vec::new()
+            },
+            _ => Vec::new(),
         };
         report.tenants = tenants
             .iter()
@@ -580,6 +669,7 @@ impl Promoter {
                         Event::PrecheckFailed
                     }
                 },
+                Action::AwaitRollout if merged.is_some() => Event::RolloutConverged,
                 Action::AwaitRollout => {
                     let t0 = self.clock.now_ms();
                     let event = self.await_rollout(&mut run, &release, &tenants).await;
@@ -598,7 +688,10 @@ impl Promoter {
                         .iter()
                         .map(|t| t.version.clone())
                         .collect();
-                    run.report.tenants = self.check_fleet(&tenants, versions, &context).await;
+                    run.report.tenants = match merged.take() {
+                        Some(evidence) => evidence,
+                        None => self.check_fleet(&tenants, versions, &context).await,
+                    };
                     run.report.timings.checks_ms = Some(self.clock.now_ms().saturating_sub(t0));
                     let (verdict, reason) = verdict(&run.report.tenants);
                     run.story.verdict = Some(reason);
@@ -629,6 +722,9 @@ impl Promoter {
         }
         let mut report = run.report;
         finish(&mut report, run.state, &release, &run.story);
+        if let Some(shard) = report.shard.as_ref().map(|s| s.shard) {
+            story::finish_shard(&mut report, shard, run.state);
+        }
         self.record_outcome(&mut report, run.plan.mode, &mut run.ledger)
             .await;
         report.timings.finished_ms = self.clock.now_ms();
@@ -721,6 +817,16 @@ where
         .buffered(IMAGES_AT_ONCE)
         .collect()
         .await
+}
+
+/// Where a verify's evidence comes from.
+enum Evidence {
+    /// Check every tenant of the fleet.
+    Fleet,
+    /// Check this shard's tenants only.
+    Shard(Shard),
+    /// The shards checked them: their merged results.
+    Merged(Vec<TenantReport>),
 }
 
 /// Why a run has no canary fleet to check.

@@ -214,6 +214,13 @@ pub struct PromotionReport {
     /// The ledger records this run wrote (`None`: no ledger configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<LedgerReport>,
+    /// A shard's partial report (`verify --shard K/N`): which shard, and
+    /// of which fleet and suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardReport>,
+    /// A `decide`: how many shards' partial reports it merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_shards: Option<u32>,
 }
 
 impl PromotionReport {
@@ -236,6 +243,8 @@ impl PromotionReport {
             timings: Timings::default(),
             error: None,
             ledger: None,
+            shard: None,
+            merged_shards: None,
         }
     }
 

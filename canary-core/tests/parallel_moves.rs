@@ -202,6 +202,7 @@ fn a_verify_reads_staging_again_at_the_move_and_still_runs_images_together() {
         &VerifyOptions {
             dry_run: false,
             run_id: "r".into(),
+            ..VerifyOptions::default()
         },
     ));
     assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);

@@ -203,6 +203,7 @@ fn dry_run_checks_everything_but_moves_nothing() {
         &VerifyOptions {
             dry_run: true,
             run_id: "x".into(),
+            ..VerifyOptions::default()
         },
     ));
     assert_eq!(report.outcome, Outcome::Skipped);

@@ -223,6 +223,7 @@ async fn a_promoted_verify_shows_images_before_and_after() {
             &VerifyOptions {
                 dry_run: false,
                 run_id: "run-7".into(),
+                ..VerifyOptions::default()
             },
         )
         .await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use canary_core::promoter::{Policy, RunMeta, VerifyOptions};
 use canary_core::{
     Clock, Digest, GitSha, Interrupt, Observer, Promoter, PromotionReport, Reason, Registry,
-    Release, Secret, SmokeSuite, StaticFleet, StatusReport, TenantFleet, UsageError,
+    Release, Secret, Shard, SmokeSuite, StaticFleet, StatusReport, TenantFleet, UsageError,
 };
 use canary_http::SystemClock;
 use canary_ledger::{OciLedger, SigningKey};
@@ -167,8 +167,68 @@ impl Gate {
         let options = VerifyOptions {
             dry_run,
             run_id: self.next_run_id(),
+            shard: None,
         };
         Ok(promoter.verify(&release, &options).await)
+    }
+
+    /// `canary verify --shard K/N`: the suite on this shard's tenants only
+    /// (round-robin over the fleet), nothing moved; the report is a partial
+    /// one for [`Gate::decide`]. Outcome `passed`, `rejected` or
+    /// `inconclusive` for the shard alone.
+    pub async fn verify_shard(&self, sha: &str, shard: &str) -> Result<PromotionReport, UsageError> {
+        let shard = Shard::parse(shard).map_err(|e| self.respell("shard", &e))?;
+        let release = self.release(sha)?;
+        let fleet = self.fleet()?;
+        let tenants = fleet.tenants().await.unwrap_or_default();
+        self.policy().check_fleet(&tenants)?;
+        let promoter = self.promoter(&release, fleet).await?;
+        let options = VerifyOptions {
+            dry_run: true,
+            run_id: self.next_run_id(),
+            shard: Some(shard),
+        };
+        Ok(promoter.verify(&release, &options).await)
+    }
+
+    /// `canary decide --reports DIR`: merges the partial reports of a
+    /// sharded verify (every `*.json` under `reports`, as the shard jobs
+    /// wrote them) and moves the promoted tag, or not, exactly as one
+    /// unsharded verify would. The sha is the reports' unless `sha` is
+    /// given, which they must then match. Refuses a missing, duplicated,
+    /// mismatched or hostile report before any registry request.
+    pub async fn decide(
+        &self,
+        sha: Option<&str>,
+        reports: &Path,
+        dry_run: bool,
+    ) -> Result<PromotionReport, UsageError> {
+        let partials = crate::shards::read_partials(reports)?;
+        let sha = match sha {
+            Some(sha) => sha.to_string(),
+            None => partials
+                .iter()
+                .find_map(|p| p.report.sha.as_ref())
+                .map(ToString::to_string)
+                .ok_or_else(|| {
+                    UsageError::new(
+                        format!("partial reports in `{}`", reports.display()),
+                        "name no sha",
+                        "give the reports of `canary verify --shard K/N --report FILE`",
+                    )
+                })?,
+        };
+        let release = self.release(&sha)?;
+        let fleet = self.fleet()?;
+        let tenants = fleet.tenants().await.unwrap_or_default();
+        self.policy().check_fleet(&tenants)?;
+        let promoter = self.promoter(&release, fleet).await?;
+        let options = VerifyOptions {
+            dry_run,
+            run_id: self.next_run_id(),
+            shard: None,
+        };
+        Ok(promoter.decide(&release, &partials, &options).await)
     }
 
     /// `canary promote --no-verify --reason`: move without the suite; the

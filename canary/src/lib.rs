@@ -5,6 +5,7 @@ pub mod env;
 pub mod gate;
 pub mod records;
 pub mod settings;
+pub mod shards;
 
 pub use canary_core as core;
 pub use canary_core::status::{History, RecordCheck};

@@ -164,6 +164,10 @@ impl Promoter {
         let Some(ledger) = &self.ledger else {
             return;
         };
+        if report.shard.is_some() {
+            // A shard's evidence is recorded by the `decide` that merges it.
+            return;
+        }
         let red = report.command == Command::Verify
             && matches!(report.outcome, Outcome::Rejected | Outcome::Inconclusive)
             && report.images.iter().all(|i| i.staging_digest.is_some());

@@ -5,6 +5,7 @@ use crate::compensation::Compensation;
 use crate::machine::smoke::SmokeEvent;
 use crate::machine::{Event, Outcome, State};
 use crate::report::{Command, ErrorReport, ImageStatus, PromotionReport, TenantReport};
+use crate::shard::Shard;
 use crate::suite::CheckStatus;
 use crate::types::{ImageRef, Release, Tag};
 
@@ -209,5 +210,38 @@ pub(super) fn finish(report: &mut PromotionReport, state: State, release: &Relea
                     .to_string(),
             ),
         });
+    }
+}
+
+/// Words a shard's partial report: a green shard has `passed` (it moved
+/// nothing; `decide` does), and every reason names the shard.
+pub(super) fn finish_shard(report: &mut PromotionReport, shard: Shard, state: State) {
+    let reason = std::mem::take(&mut report.reason);
+    match state {
+        State::Skipped => {
+            for image in &mut report.images {
+                image.status = ImageStatus::Unchanged;
+            }
+            let checked = if report.tenants.is_empty() {
+                "owns no tenant of this fleet".to_string()
+            } else {
+                verdict(&report.tenants).1
+            };
+            report.set_outcome(
+                Outcome::Passed,
+                format!("shard {shard}: {checked}; nothing moved: `canary decide` merges every shard's report"),
+            );
+        }
+        _ => {
+            // A shard never moves anything: "latest unchanged" says nothing.
+            let unchanged = report
+                .promoted_tag
+                .as_ref()
+                .map(|t| format!("; {t} unchanged"))
+                .unwrap_or_default();
+            let reason = reason.strip_suffix(unchanged.as_str()).unwrap_or(&reason);
+            let outcome = report.outcome;
+            report.set_outcome(outcome, format!("shard {shard}: {reason}"));
+        }
     }
 }
