@@ -129,6 +129,11 @@ pub(crate) struct SettingsArgs {
     #[arg(long, global = true, env = setting::CONCURRENCY.env, value_name = "N")]
     pub(crate) concurrency: Option<String>,
 
+    /// The most one tenant's whole suite may take; checks not started by
+    /// then are not run [file: suite.tenant_deadline] [default: 5m]
+    #[arg(long, global = true, env = setting::TENANT_DEADLINE.env, value_name = "DURATION")]
+    pub(crate) tenant_deadline: Option<String>,
+
     /// Poll every tenant until it runs the sha before verifying
     /// [file: rollout.probe] [default: on]
     #[arg(long, global = true, env = setting::WAIT_FOR_ROLLOUT.env, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -242,6 +247,7 @@ impl SettingsArgs {
             suite: self.suite.clone(),
             suite_file: self.suite_file.clone(),
             concurrency: self.concurrency.clone(),
+            tenant_deadline: self.tenant_deadline.clone(),
             wait_for_rollout: self.wait_for_rollout.clone(),
             rollout_deadline: self.rollout_deadline.clone(),
             rollout_interval: self.rollout_interval.clone(),

@@ -88,6 +88,9 @@ fn bad_input_is_refused_before_any_request() {
         Case { name: "password on argv", args: &["verify", "--sha", SHA, "--registry-password", "hunter2-argv-secret"], env: &[], files: &[], message: "--registry-password would put a secret" },
         Case { name: "bad wait", args: &["verify", "--sha", SHA, "--wait", "6x"], env: &[], files: &[], message: "wait `6x` (flag --wait) is not a duration" },
         Case { name: "bad deadline env", args: &["verify", "--sha", SHA], env: &[("CANARY_ROLLOUT_DEADLINE", "soon")], files: &[], message: "rollout deadline `soon` (env CANARY_ROLLOUT_DEADLINE)" },
+        Case { name: "zero tenant deadline", args: &["verify", "--sha", SHA, "--tenant-deadline", "0s"], env: &[], files: &[], message: "tenant deadline `0s` (flag --tenant-deadline) is zero" },
+        Case { name: "bad shard", args: &["verify", "--sha", SHA, "--shard", "0/4", "--report", "r.json"], env: &[], files: &[], message: "--shard `0/4` has K outside 1..=4" },
+        Case { name: "decide without reports", args: &["decide", "--reports", "nowhere"], env: &[], files: &[], message: "reports directory `nowhere` cannot be read" },
         Case { name: "zero concurrency", args: &["verify", "--sha", SHA, "--concurrency", "0"], env: &[], files: &[], message: "concurrency `0` (flag --concurrency) is not a number from 1 to 10000" },
         Case { name: "bad bool", args: &["verify", "--sha", SHA, "--wait-for-rollout=perhaps"], env: &[], files: &[], message: "is not a boolean" },
         Case { name: "on_empty fail", args: &["verify", "--sha", SHA], env: &[("CANARY_TENANT_URLS", ""), ("CANARY_TENANT_TOKENS", ""), ("CANARY_ON_EMPTY_FLEET", "fail")], files: &[], message: "canary fleet is empty" },
@@ -234,7 +237,7 @@ fn config_shows_sources_and_precedence() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("canary.toml"),
-        "[release]\nimages = [\"ghcr.io/acme/platform\"]\nstaging_tag = \"stage-{sha}\"\n[suite]\nconcurrency = 8\n[rollout]\nwait = \"6m\"\n",
+        "[release]\nimages = [\"ghcr.io/acme/platform\"]\nstaging_tag = \"stage-{sha}\"\n[suite]\nconcurrency = 8\ntenant_deadline = \"90s\"\n[rollout]\nwait = \"6m\"\n",
     )
     .unwrap();
     let wire = Tripwire::new();
@@ -274,6 +277,11 @@ fn config_shows_sources_and_precedence() {
     assert!(
         line("suite.concurrency").contains("16")
             && line("suite.concurrency").contains("(env CANARY_CONCURRENCY)"),
+        "{text}"
+    );
+    assert!(
+        line("suite.tenant_deadline").contains("1m 30s")
+            && line("suite.tenant_deadline").contains("(file canary.toml: suite.tenant_deadline)"),
         "{text}"
     );
     assert!(

@@ -4,7 +4,9 @@
 mod ca;
 mod clock;
 mod retry;
+mod tls;
 
 pub use ca::load_ca_bundle;
 pub use clock::SystemClock;
 pub use retry::{backoff, parse_retry_after, retry_after};
+pub use tls::tls_config;

@@ -65,6 +65,11 @@ pub struct HttpOptions {
     /// What the pause between a check's attempts (its `interval`) goes
     /// through; tests pass core's `ManualClock`, which returns at once.
     pub clock: Arc<dyn Clock>,
+    /// The most one tenant's whole suite may take: attempts are cut to
+    /// what is left of it, and checks not started by then are `not run`.
+    /// It bounds the worst case of a tenant that answers each request just
+    /// before its timeout.
+    pub tenant_deadline: Duration,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -76,6 +81,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("probe", &self.probe)
             .field("ca_file", &self.ca_file)
             .field("user_agent", &self.user_agent)
+            .field("tenant_deadline", &self.tenant_deadline)
             .finish_non_exhaustive()
     }
 }
@@ -90,21 +96,30 @@ impl Default for HttpOptions {
             ca_file: None,
             user_agent: format!("canary/{}", env!("CARGO_PKG_VERSION")),
             clock: Arc::new(SystemClock),
+            tenant_deadline: DEFAULT_TENANT_DEADLINE,
         }
     }
 }
+
+/// [`HttpOptions::tenant_deadline`] unless set: far above what a healthy
+/// tenant needs for any sane suite, far below the sum of every timeout.
+pub const DEFAULT_TENANT_DEADLINE: Duration = Duration::from_secs(300);
 
 struct Inner {
     suite: Suite,
     options: HttpOptions,
     probe_path: JsonPath,
-    client: reqwest::Client,
+    /// TLS settings, built once; every tenant gets a client of its own
+    /// from them (see [`Inner::client`]).
+    tls: rustls::ClientConfig,
 }
 
 /// A [`Suite`] run over HTTP: implements [`SmokeSuite`].
 ///
-/// Cheap to clone and to call concurrently: every call shares one
-/// connection pool (rustls).
+/// Cheap to clone and to call concurrently. Each tenant's suite runs on a
+/// connection pool of its own, closed when the suite ends: a fleet holds
+/// connections only for the tenants in flight, never one per tenant until
+/// exit (rustls; the TLS settings are built once).
 #[derive(Clone)]
 pub struct HttpSuite {
     inner: Arc<Inner>,
@@ -137,20 +152,14 @@ impl HttpSuite {
                 "write an RFC 9535 JSONPath such as `$.version`",
             )
         })?;
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(options.connect_timeout)
-            .user_agent(options.user_agent.clone())
-            // A smoke check judges the answer the tenant gives, redirects
-            // included; and a redirect must not carry the token elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(30));
-        if let Some(path) = &options.ca_file {
-            for cert in canary_http::load_ca_bundle("ca_file", path)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| {
+        let tls = canary_http::tls_config(options.ca_file.as_deref(), "ca_file")?;
+        let inner = Inner {
+            suite,
+            options,
+            probe_path,
+            tls,
+        };
+        inner.client().map_err(|e| {
             UsageError::new(
                 "HTTP client",
                 format!("cannot be built: {e}"),
@@ -158,12 +167,7 @@ impl HttpSuite {
             )
         })?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                suite,
-                options,
-                probe_path,
-                client,
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -194,6 +198,33 @@ fn nonce(run_id: &str, tenant: &str) -> String {
     format!("{:08x}{:012x}", run >> 32, per_tenant >> 16)
 }
 
+/// What is left of one tenant's deadline.
+struct Budget {
+    deadline: Duration,
+    started_ms: u64,
+}
+
+impl Budget {
+    fn start(deadline: Duration, clock: &dyn Clock) -> Self {
+        Self {
+            deadline,
+            started_ms: clock.now_ms(),
+        }
+    }
+
+    fn left(&self, clock: &dyn Clock) -> Duration {
+        let spent = Duration::from_millis(clock.now_ms().saturating_sub(self.started_ms));
+        self.deadline.saturating_sub(spent)
+    }
+
+    fn spent(&self) -> String {
+        format!(
+            "the tenant's deadline of {} passed",
+            humantime::format_duration(self.deadline)
+        )
+    }
+}
+
 fn describe_transport(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         return format!("no answer within {}", humantime::format_duration(timeout));
@@ -220,6 +251,19 @@ fn describe_transport(e: &reqwest::Error, timeout: Duration) -> String {
 }
 
 impl Inner {
+    /// A client of its own for one tenant's suite (or one probe): its
+    /// connections close when it is dropped.
+    fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .use_preconfigured_tls(self.tls.clone())
+            .connect_timeout(self.options.connect_timeout)
+            .user_agent(self.options.user_agent.clone())
+            // A smoke check judges the answer the tenant gives, redirects
+            // included; and a redirect must not carry the token elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+    }
+
     fn url(tenant: &Tenant, path: &str) -> String {
         format!("{}{path}", tenant.url())
     }
@@ -243,13 +287,18 @@ impl Inner {
         Ok((body, false))
     }
 
-    async fn attempt(&self, check: &Check, tenant: &Tenant, vars: &Vars) -> Attempt {
-        let timeout = check.timeout.unwrap_or(self.options.default_timeout);
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        check: &Check,
+        tenant: &Tenant,
+        vars: &Vars,
+        budget: &Budget,
+    ) -> Attempt {
+        let own = check.timeout.unwrap_or(self.options.default_timeout);
+        let timeout = own.min(budget.left(&*self.options.clock));
         let url = Self::url(tenant, &check.path.render(vars, true));
-        let mut request = self
-            .client
-            .request(check.method.clone(), &url)
-            .timeout(timeout);
+        let mut request = client.request(check.method.clone(), &url).timeout(timeout);
         if check.auth == Auth::Tenant {
             match HeaderValue::from_str(&format!("Bearer {}", tenant.token().expose())) {
                 Ok(mut v) => {
@@ -287,13 +336,17 @@ impl Inner {
         })
         .await;
         let (status, body, over) = match answer {
+            Err(_) if timeout < own => return Attempt::Unreachable(budget.spent()),
             Err(_) => {
-                return Attempt::NoAnswer(format!(
+                return Attempt::Unreachable(format!(
                     "no answer within {}",
                     humantime::format_duration(timeout)
                 ))
             }
-            Ok(Err(e)) => return Attempt::NoAnswer(describe_transport(&e, timeout)),
+            Ok(Err(e)) if e.is_timeout() && timeout < own => {
+                return Attempt::Unreachable(budget.spent())
+            }
+            Ok(Err(e)) => return Attempt::Unreachable(describe_transport(&e, timeout)),
             Ok(Ok(answer)) => answer,
         };
         // Redact before anything is cut or quoted, so no prefix of an echoed
@@ -309,20 +362,27 @@ impl Inner {
         )
     }
 
+    /// One check, with its retries; and whether the tenant never answered
+    /// (a transport error or timeout on the last attempt).
     async fn run_check(
         &self,
+        client: &reqwest::Client,
         check: &Check,
         tenant: &Tenant,
         vars: &Vars,
-    ) -> (CheckResult, Vec<(String, Value)>) {
+        budget: &Budget,
+    ) -> (CheckResult, Vec<(String, Value)>, bool) {
         let started = Instant::now();
         let attempts_max = check.retries.saturating_add(1);
         let mut attempts = 0;
         let mut last = Attempt::NoAnswer(String::new());
         while attempts < attempts_max {
             attempts += 1;
-            last = self.attempt(check, tenant, vars).await;
-            if matches!(last, Attempt::Passed(_)) || attempts == attempts_max {
+            last = self.attempt(client, check, tenant, vars, budget).await;
+            if matches!(last, Attempt::Passed(_))
+                || attempts == attempts_max
+                || budget.left(&*self.options.clock).is_zero()
+            {
                 break;
             }
             tracing::debug!(
@@ -343,6 +403,7 @@ impl Inner {
                 format!(" (after {n} attempts)")
             }
         };
+        let unreachable = matches!(last, Attempt::Unreachable(_));
         let (status, actual, captures) = match last {
             Attempt::Passed(c) => (CheckStatus::Passed, String::new(), c),
             Attempt::Failed(a) => (
@@ -350,7 +411,7 @@ impl Inner {
                 format!("{a}{}", tries(attempts)),
                 Vec::new(),
             ),
-            Attempt::NoAnswer(a) => (
+            Attempt::NoAnswer(a) | Attempt::Unreachable(a) => (
                 CheckStatus::Error,
                 format!("{a}{}", tries(attempts)),
                 Vec::new(),
@@ -364,11 +425,24 @@ impl Inner {
             duration_ms: duration_ms(started.elapsed()),
             attempts,
         };
-        (result, captures)
+        (result, captures, unreachable)
     }
 
     async fn run(&self, tenant: &Tenant, context: &RunContext) -> Vec<CheckResult> {
         let checks = self.suite.checks();
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(e) => {
+                return vec![CheckResult::error(
+                    "suite",
+                    format!("the HTTP client cannot be built: {e}"),
+                )]
+            }
+        };
+        let budget = Budget::start(self.options.tenant_deadline, &*self.options.clock);
+        // Once the tenant did not answer one check, or its deadline passed,
+        // the rest are not tried: they would only spend the same timeouts.
+        let mut stop: Option<String> = None;
         let mut vars: Vars = HashMap::new();
         vars.insert(
             "nonce".to_string(),
@@ -379,6 +453,20 @@ impl Inner {
         }
         let mut results: Vec<CheckResult> = Vec::with_capacity(checks.len());
         for check in checks {
+            if stop.is_none() && budget.left(&*self.options.clock).is_zero() {
+                stop = Some(budget.spent());
+            }
+            if let Some(why) = &stop {
+                results.push(CheckResult {
+                    name: check.name.clone(),
+                    status: CheckStatus::NotRun,
+                    expected: check.expectation(),
+                    actual: format!("not run: {why}"),
+                    duration_ms: 0,
+                    attempts: 0,
+                });
+                continue;
+            }
             if let Some(blocker) = check
                 .needs
                 .iter()
@@ -423,7 +511,15 @@ impl Inner {
                 });
                 continue;
             }
-            let (result, captures) = self.run_check(check, tenant, &vars).await;
+            let (result, captures, unreachable) =
+                self.run_check(&client, check, tenant, &vars, &budget).await;
+            if unreachable {
+                stop = Some(if budget.left(&*self.options.clock).is_zero() {
+                    budget.spent()
+                } else {
+                    format!("the tenant did not answer `{}`", check.name)
+                });
+            }
             vars.extend(captures);
             results.push(result);
         }
@@ -442,8 +538,13 @@ impl Inner {
                 )
             })?;
         value.set_sensitive(true);
-        let request = self
-            .client
+        let client = self.client().map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                format!("{what}: the HTTP client cannot be built: {e}"),
+            )
+        })?;
+        let request = client
             .get(Self::url(tenant, path))
             .timeout(timeout)
             .header(AUTHORIZATION, value);
@@ -618,6 +719,8 @@ mod tests {
             suite,
             HttpOptions {
                 clock: clock.clone(),
+                // Two hour-long pauses fit the tenant's deadline.
+                tenant_deadline: 3 * hour,
                 ..HttpOptions::default()
             },
         )

@@ -13,7 +13,7 @@ pub use fleet::{
     fleet_from_config, fleet_from_env, fleet_from_lists, fleet_from_named_lists,
     DEFAULT_TOKENS_VAR, DEFAULT_URLS_VAR,
 };
-pub use http::{HttpOptions, HttpSuite, ProbeConfig};
+pub use http::{HttpOptions, HttpSuite, ProbeConfig, DEFAULT_TENANT_DEADLINE};
 pub use suite::{Auth, Check, Suite, BUILTIN_SUITES, WORKSPACE_SERVER};
 
 /// Entry points for the fuzz targets in `fuzz/` (see `FUZZING.md`): thin

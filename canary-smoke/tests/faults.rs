@@ -84,8 +84,17 @@ fn rows() -> Vec<Row> {
         },
         Row {
             fault: TenantFault::Slow(Duration::from_millis(1500)),
-            expect: "eeenee",
-            evidence: &[("liveness", "status 200", "no answer within 300ms")],
+            // It never answered the first check: the others are not tried
+            // (they would spend the same timeouts again).
+            expect: "ennnnn",
+            evidence: &[
+                ("liveness", "status 200", "no answer within 300ms"),
+                (
+                    "workspaces",
+                    "status 200",
+                    "not run: the tenant did not answer `liveness`",
+                ),
+            ],
         },
         Row {
             fault: TenantFault::NonJson,
@@ -220,7 +229,14 @@ async fn unreachable_tenant_is_no_verdict_not_a_failure() {
     );
     let results = runner(builtin_fast()).run(&tenant, &context()).await;
     let got: String = results.iter().map(|r| letter(r.status)).collect();
-    assert_eq!(got, "eeenee", "{results:#?}");
+    // The first check could not connect: the rest are not tried.
+    assert_eq!(got, "ennnnn", "{results:#?}");
+    assert!(
+        results[1..]
+            .iter()
+            .all(|r| r.actual == "not run: the tenant did not answer `liveness`"),
+        "{results:#?}"
+    );
     assert!(
         results[0].actual.contains("could not connect"),
         "{}",

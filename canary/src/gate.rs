@@ -176,7 +176,11 @@ impl Gate {
     /// (round-robin over the fleet), nothing moved; the report is a partial
     /// one for [`Gate::decide`]. Outcome `passed`, `rejected` or
     /// `inconclusive` for the shard alone.
-    pub async fn verify_shard(&self, sha: &str, shard: &str) -> Result<PromotionReport, UsageError> {
+    pub async fn verify_shard(
+        &self,
+        sha: &str,
+        shard: &str,
+    ) -> Result<PromotionReport, UsageError> {
         let shard = Shard::parse(shard).map_err(|e| self.respell("shard", &e))?;
         let release = self.release(sha)?;
         let fleet = self.fleet()?;
@@ -555,6 +559,7 @@ impl Gate {
                 json_path: self.settings.probe_json_path.value.clone(),
             },
             ca_file: self.settings.ca_file.value.clone(),
+            tenant_deadline: self.settings.tenant_deadline.value,
             ..HttpOptions::default()
         };
         HttpSuite::new(suite, options)

@@ -91,6 +91,8 @@ pub struct Settings {
     pub suite: Sourced<SuiteChoice>,
     /// Tenants checked at once.
     pub concurrency: Sourced<usize>,
+    /// The most one tenant's whole suite may take.
+    pub tenant_deadline: Sourced<std::time::Duration>,
     /// How to wait for the rollout.
     pub rollout: Sourced<Rollout>,
     /// The rollout probe's path.
@@ -128,6 +130,8 @@ pub struct Overrides {
     pub suite_file: Option<PathBuf>,
     /// Tenants checked at once.
     pub concurrency: Option<String>,
+    /// The most one tenant's suite may take (a duration).
+    pub tenant_deadline: Option<String>,
     /// Whether to probe the rollout (`true`/`false`).
     pub wait_for_rollout: Option<String>,
     /// Rollout deadline (a duration).
@@ -192,6 +196,7 @@ settings! {
     SUITE = ("suite", "suite", "CANARY_SUITE");
     SUITE_FILE = ("suite_file", "suite-file", "CANARY_SUITE_FILE");
     CONCURRENCY = ("concurrency", "concurrency", "CANARY_CONCURRENCY");
+    TENANT_DEADLINE = ("tenant_deadline", "tenant-deadline", "CANARY_TENANT_DEADLINE");
     WAIT_FOR_ROLLOUT = ("wait_for_rollout", "wait-for-rollout", "CANARY_WAIT_FOR_ROLLOUT");
     ROLLOUT_DEADLINE = ("rollout_deadline", "rollout-deadline", "CANARY_ROLLOUT_DEADLINE");
     ROLLOUT_INTERVAL = ("rollout_interval", "rollout-interval", "CANARY_ROLLOUT_INTERVAL");
@@ -565,6 +570,23 @@ impl Settings {
             },
         )?;
 
+        let tenant_deadline = r.pick(
+            args.tenant_deadline.clone(),
+            setting::TENANT_DEADLINE,
+            || r.env_value(setting::TENANT_DEADLINE),
+            file.suite.tenant_deadline,
+            "suite.tenant_deadline",
+            "5m".to_string(),
+            |raw, source| match duration(&raw, source, "tenant deadline")? {
+                d if d.is_zero() => Err(UsageError::new(
+                    named(source, &format!("tenant deadline `{raw}`")),
+                    "is zero: no tenant could be checked",
+                    "write how long one tenant's suite may take, e.g. 5m",
+                )),
+                d => Ok(d),
+            },
+        )?;
+
         let probe = r.pick(
             args.wait_for_rollout.clone(),
             setting::WAIT_FOR_ROLLOUT,
@@ -691,6 +713,7 @@ impl Settings {
             on_empty,
             suite,
             concurrency,
+            tenant_deadline,
             rollout,
             probe_path,
             probe_json_path,

@@ -17,8 +17,12 @@ pub(super) enum Attempt {
     Passed(Vec<(String, Value)>),
     /// The tenant answered wrong: the problems, and what it answered.
     Failed(String),
-    /// No answer: transport error or timeout.
+    /// No verdict for a reason of ours (a token or header that cannot be
+    /// sent).
     NoAnswer(String),
+    /// No answer: a transport error or a timeout. The tenant's later checks
+    /// are not tried.
+    Unreachable(String),
 }
 
 /// Replaces every occurrence of the token with `***`.
@@ -238,7 +242,9 @@ pub(crate) fn judge_answer(
 ) -> Result<Vec<(String, Value)>, String> {
     match judge(check, status, body, over, max_body_bytes, vars) {
         Attempt::Passed(captures) => Ok(captures),
-        Attempt::Failed(problems) | Attempt::NoAnswer(problems) => Err(problems),
+        Attempt::Failed(problems)
+        | Attempt::NoAnswer(problems)
+        | Attempt::Unreachable(problems) => Err(problems),
     }
 }
 

@@ -86,6 +86,11 @@ impl Settings {
             self.concurrency.value.to_string(),
             &self.concurrency.source,
         );
+        row(
+            "suite.tenant_deadline",
+            humantime::format_duration(self.tenant_deadline.value).to_string(),
+            &self.tenant_deadline.source,
+        );
         let rollout = match self.rollout.value {
             Rollout::Immediate => "immediate (no wait)".to_string(),
             Rollout::Fixed(d) => format!("fixed wait {}", humantime::format_duration(d)),

@@ -57,6 +57,7 @@ pub(crate) struct SuiteSection {
     pub(crate) builtin: Option<String>,
     pub(crate) file: Option<PathBuf>,
     pub(crate) concurrency: Option<usize>,
+    pub(crate) tenant_deadline: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
