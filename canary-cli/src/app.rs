@@ -125,6 +125,12 @@ async fn execute(
         let sink = Arc::clone(gh);
         gate = gate.with_secret_sink(Arc::new(move |s| sink.mask(s)));
     }
+    if matches!(
+        cli.command,
+        Cmd::Verify { .. } | Cmd::Smoke { .. } | Cmd::Status { .. }
+    ) {
+        check_open_files(gate.settings().concurrency.value)?;
+    }
     match cli.command {
         Cmd::Config => {
             print!("{}", gate.settings().describe());
@@ -254,6 +260,34 @@ async fn execute(
         #[cfg(feature = "demo")]
         Cmd::Demo => unreachable!("handled above"),
     }
+}
+
+/// Descriptors besides the tenants' sockets: stdio, the registry's
+/// connections, report files, the runtime's own.
+const OTHER_FILES: u64 = 64;
+
+/// Each tenant in flight holds a socket or two (its connections close when
+/// its suite ends). With the open-files limit below what the concurrency
+/// needs even after raising the soft limit to the hard one (`main`), the
+/// run would fail tenants with "Too many open files" far from the cause:
+/// refuse it here, naming the limit and both fixes.
+fn check_open_files(concurrency: usize) -> Result<(), UsageError> {
+    let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return Ok(());
+    };
+    let needed = 2 * concurrency as u64 + OTHER_FILES;
+    if soft >= needed {
+        return Ok(());
+    }
+    Err(UsageError::new(
+        "the open-files limit",
+        format!("is {soft}, and checking {concurrency} tenants at once needs about {needed}"),
+        format!(
+            "raise it (`ulimit -n {}`) or check fewer tenants at once (--concurrency {})",
+            needed.next_power_of_two(),
+            (soft.saturating_sub(OTHER_FILES) / 2).max(1)
+        ),
+    ))
 }
 
 /// The report file of `canary postmortem` is its `--report` flag.

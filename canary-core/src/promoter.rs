@@ -375,7 +375,7 @@ impl Promoter {
         let mode = Mode::Verify {
             dry_run: options.dry_run,
         };
-        let count = partials.len() as u32;
+        let count = u32::try_from(partials.len()).unwrap_or(u32::MAX);
         let mut report = self
             .run(
                 Command::Verify,

@@ -248,7 +248,10 @@ pub fn merge(
     }
     let mut owner: HashMap<&str, (usize, u32)> = HashMap::with_capacity(fleet.len());
     for (i, t) in fleet.iter().enumerate() {
-        owner.insert(t.url(), (i, (i % count as usize) as u32 + 1));
+        let k = (1..=count)
+            .find(|&k| Shard { index: k, count }.owns(i))
+            .unwrap_or(count);
+        owner.insert(t.url(), (i, k));
     }
     let mut merged: Vec<Option<TenantReport>> = vec![None; fleet.len()];
     for (p, s) in &shards {
@@ -300,30 +303,28 @@ pub fn merge(
     }
     let mut tenants = Vec::with_capacity(fleet.len());
     for (i, t) in merged.into_iter().enumerate() {
-        match t {
-            Some(t) => tenants.push(t),
-            None => {
-                let k = i % count as usize + 1;
-                let (name, reason) = shards
-                    .iter()
-                    .find(|(_, s)| s.shard.index() as usize == k)
-                    .map(|(p, _)| (p.name.as_str(), p.report.reason.as_str()))
-                    .unwrap_or_default();
-                return Err(refuse(
-                    name,
-                    format!(
-                        "(shard {k}/{count}) has no result for its tenant {}{}",
-                        fleet[i].url(),
-                        if reason.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (it ended: {reason})")
-                        }
-                    ),
-                    "run that shard again and give its new report",
-                ));
-            }
-        }
+        let Some(t) = t else {
+            let k = i % count as usize + 1;
+            let (name, reason) = shards
+                .iter()
+                .find(|(_, s)| s.shard.index() as usize == k)
+                .map(|(p, _)| (p.name.as_str(), p.report.reason.as_str()))
+                .unwrap_or_default();
+            return Err(refuse(
+                name,
+                format!(
+                    "(shard {k}/{count}) has no result for its tenant {}{}",
+                    fleet[i].url(),
+                    if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (it ended: {reason})")
+                    }
+                ),
+                "run that shard again and give its new report",
+            ));
+        };
+        tenants.push(t);
     }
     Ok(tenants)
 }

@@ -225,7 +225,7 @@ fn a_failed_move_among_parallel_ones_is_compensated_all_or_nothing() {
         .collect();
     let report = block_on(promoter(registry).promote_manual(&release(3, SHA), "hotfix"));
     assert_eq!(report.outcome, Outcome::Failed, "{}", report.reason);
-    for i in 0..3 {
-        assert_eq!(memory.tag_digest(&image(i), &tag("latest")), before[i]);
+    for (i, before) in before.iter().enumerate() {
+        assert_eq!(&memory.tag_digest(&image(i), &tag("latest")), before);
     }
 }

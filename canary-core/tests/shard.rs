@@ -113,7 +113,7 @@ fn statuses(report: &PromotionReport) -> Vec<ImageStatus> {
     report.images.iter().map(|i| i.status).collect()
 }
 
-fn same_as_unsharded(suite: ScriptedSuite, expected: Outcome) {
+fn same_as_unsharded(suite: &ScriptedSuite, expected: Outcome) {
     let single = seeded();
     let one = block_on(
         promoter(&single, fleet(TENANTS), suite.clone()).verify(&release(SHA), &options(None)),
@@ -121,7 +121,7 @@ fn same_as_unsharded(suite: ScriptedSuite, expected: Outcome) {
     assert_eq!(one.outcome, expected, "{}", one.reason);
 
     let sharded = seeded();
-    let partials = shard_reports(&sharded, &suite, 4);
+    let partials = shard_reports(&sharded, suite, 4);
     assert!(partials.iter().all(|p| p.report.shard.is_some()));
     // No shard moves anything.
     assert_eq!(latest(&sharded), latest(&seeded()));
@@ -146,7 +146,7 @@ fn same_as_unsharded(suite: ScriptedSuite, expected: Outcome) {
 
 #[test]
 fn four_shards_and_decide_promote_as_one_run_does() {
-    same_as_unsharded(ScriptedSuite::new(), Outcome::Promoted);
+    same_as_unsharded(&ScriptedSuite::new(), Outcome::Promoted);
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn four_shards_and_decide_reject_as_one_run_does() {
         &url(6),
         vec![CheckResult::failed("health", "status 200", "status 503")],
     );
-    same_as_unsharded(suite, Outcome::Rejected);
+    same_as_unsharded(&suite, Outcome::Rejected);
 }
 
 #[test]

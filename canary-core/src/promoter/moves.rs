@@ -137,15 +137,12 @@ impl Promoter {
         if let Some((i, e)) = failure {
             return move_failed(run, i, &e);
         }
-        let mut pending: Vec<usize> = (0..images.len()).collect();
         for round in 0..=REASSERT_ROUNDS {
-            let reads = per_image(pending.len(), |k| {
-                self.read_back(&images[pending[k]], &promoted)
-            })
-            .await;
+            // Every image, every round: a rewrite of one must not hide
+            // another writer's move of another since the last round.
+            let reads = per_image(images.len(), |i| self.read_back(&images[i], &promoted)).await;
             let mut moved_by_other = Vec::new();
-            for (k, read) in reads.into_iter().enumerate() {
-                let i = pending[k];
+            for (i, read) in reads.into_iter().enumerate() {
                 match read {
                     Ok(Some(d)) if &d == written[i].digest() => {
                         let entry = &mut run.report.images[i];
@@ -189,9 +186,9 @@ impl Promoter {
                 }
                 Reassert::Rewrite(pause) => {
                     // Someone else moved these images since we wrote them:
-                    // write them again, and read back only those.
+                    // write them again, then read every image back.
                     self.clock.sleep(pause).await;
-                    pending = moved_by_other.into_iter().map(|(i, _)| i).collect();
+                    let pending: Vec<usize> = moved_by_other.into_iter().map(|(i, _)| i).collect();
                     let puts = per_image(pending.len(), |k| {
                         let i = pending[k];
                         self.put(&images[i], &promoted, &written[i])

@@ -217,31 +217,28 @@ pub(super) fn finish(report: &mut PromotionReport, state: State, release: &Relea
 /// nothing; `decide` does), and every reason names the shard.
 pub(super) fn finish_shard(report: &mut PromotionReport, shard: Shard, state: State) {
     let reason = std::mem::take(&mut report.reason);
-    match state {
-        State::Skipped => {
-            for image in &mut report.images {
-                image.status = ImageStatus::Unchanged;
-            }
-            let checked = if report.tenants.is_empty() {
-                "owns no tenant of this fleet".to_string()
-            } else {
-                verdict(&report.tenants).1
-            };
-            report.set_outcome(
-                Outcome::Passed,
-                format!("shard {shard}: {checked}; nothing moved: `canary decide` merges every shard's report"),
-            );
+    if state == State::Skipped {
+        for image in &mut report.images {
+            image.status = ImageStatus::Unchanged;
         }
-        _ => {
-            // A shard never moves anything: "latest unchanged" says nothing.
-            let unchanged = report
-                .promoted_tag
-                .as_ref()
-                .map(|t| format!("; {t} unchanged"))
-                .unwrap_or_default();
-            let reason = reason.strip_suffix(unchanged.as_str()).unwrap_or(&reason);
-            let outcome = report.outcome;
-            report.set_outcome(outcome, format!("shard {shard}: {reason}"));
-        }
+        let checked = if report.tenants.is_empty() {
+            "owns no tenant of this fleet".to_string()
+        } else {
+            verdict(&report.tenants).1
+        };
+        report.set_outcome(
+            Outcome::Passed,
+            format!("shard {shard}: {checked}; nothing moved: `canary decide` merges every shard's report"),
+        );
+    } else {
+        // A shard never moves anything: "latest unchanged" says nothing.
+        let unchanged = report
+            .promoted_tag
+            .as_ref()
+            .map(|t| format!("; {t} unchanged"))
+            .unwrap_or_default();
+        let reason = reason.strip_suffix(unchanged.as_str()).unwrap_or(&reason);
+        let outcome = report.outcome;
+        report.set_outcome(outcome, format!("shard {shard}: {reason}"));
     }
 }
