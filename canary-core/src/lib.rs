@@ -22,7 +22,7 @@ pub use error::{BoxError, Error, ErrorKind, UsageError};
 pub use fleet::{StaticFleet, TenantFleet};
 pub use interrupt::Interrupt;
 pub use machine::{Outcome, State};
-pub use promoter::{EmptyFleet, Observer, Policy, Promoter, Rollout, VerifyOptions};
+pub use promoter::{EmptyFleet, GuardOptions, Observer, Policy, Promoter, Rollout, VerifyOptions};
 pub use registry::{MemoryRegistry, Registry};
 pub use report::{Command, ImageReport, ImageStatus, LedgerReport, PromotionReport, TenantReport};
 pub use shard::Shard;

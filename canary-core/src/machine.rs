@@ -160,6 +160,9 @@ pub enum Outcome {
     /// A signal stopped the run; any image already moved was put back (or,
     /// if every image had moved, verified) before exit.
     Interrupted,
+    /// `canary guard`: the promoted release failed in production; `latest`
+    /// was moved back to the previous release and verified.
+    Reverted,
 }
 
 impl Outcome {
@@ -167,7 +170,7 @@ impl Outcome {
     pub fn exit_code(self) -> i32 {
         match self {
             Self::Promoted | Self::RolledBack | Self::Passed | Self::Skipped | Self::Repaired => 0,
-            Self::Rejected | Self::Inconclusive => 1,
+            Self::Rejected | Self::Inconclusive | Self::Reverted => 1,
             Self::Usage => 2,
             Self::Failed => 3,
             Self::Inconsistent => 4,
@@ -197,6 +200,7 @@ impl Outcome {
             Self::Inconsistent => "inconsistent",
             Self::Repaired => "repaired",
             Self::Interrupted => "interrupted",
+            Self::Reverted => "reverted",
         }
     }
 }

@@ -22,6 +22,7 @@
 //! when the run ends, from what each phase found.
 
 mod fleet;
+mod guard;
 mod ledger;
 mod moves;
 mod records;
@@ -49,6 +50,8 @@ use crate::suite::{RunContext, SmokeSuite};
 use crate::types::{Digest, GitSha, Manifest, Reason, Reference, Release, Tenant};
 
 pub use crate::compensation::REASSERT_ROUNDS;
+
+pub use guard::GuardOptions;
 
 use story::{finish, verdict, Story};
 

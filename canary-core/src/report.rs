@@ -27,6 +27,8 @@ pub enum Command {
     Smoke,
     /// `canary repair`
     Repair,
+    /// `canary guard`
+    Guard,
 }
 
 impl Command {
@@ -39,6 +41,7 @@ impl Command {
             Self::Rollback => "rollback",
             Self::Smoke => "smoke",
             Self::Repair => "repair",
+            Self::Guard => "guard",
         }
     }
 }
@@ -221,6 +224,55 @@ pub struct PromotionReport {
     /// A `decide`: how many shards' partial reports it merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_shards: Option<u32>,
+    /// A `guard`: its rounds, and where it would revert to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardReport>,
+    /// The notifications sent about this outcome (`[[notify]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationReport>,
+}
+
+/// What `canary guard` saw, round by round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardReport {
+    /// The release `latest` goes back to on red.
+    pub revert_to: Option<GitSha>,
+    /// Red rounds in a row that revert.
+    pub failures_to_revert: u32,
+    /// Every round, in order.
+    pub rounds: Vec<GuardRound>,
+}
+
+/// One round of the guard suite over the production fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardRound {
+    /// When it ended (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// `passed`, `failed` or `no verdict`.
+    pub verdict: String,
+    /// Checks that failed.
+    pub failed: usize,
+    /// Checks with no verdict.
+    pub errors: usize,
+    /// Why the round had no verdict, when not the checks'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One notification about a report's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationReport {
+    /// The target, named by the variable holding its URL (never the URL).
+    pub target: String,
+    /// The outcome sent.
+    pub event: String,
+    /// Whether the webhook accepted it.
+    pub sent: bool,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why it was not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl PromotionReport {
@@ -245,6 +297,8 @@ impl PromotionReport {
             ledger: None,
             shard: None,
             merged_shards: None,
+            guard: None,
+            notifications: Vec::new(),
         }
     }
 

@@ -236,13 +236,31 @@ impl Promoter {
             }
         };
         state.digest = Some(digest.clone());
-        let tags = match registry.list_tags(image).await {
-            Ok(t) => t,
-            Err(e) => {
-                state.error = Some(e.chain());
-                return state;
+        match self
+            .staging_tags_of(image, staging, &digest, max_scan)
+            .await
+        {
+            Ok(found) => {
+                state.scanned = found.scanned;
+                state.truncated = found.truncated;
+                state.staging_tags = found.tags;
             }
-        };
+            Err(e) => state.error = Some(e.chain()),
+        }
+        state
+    }
+
+    /// The staging tags of `image` (the newest `max_scan` of them, read
+    /// with HEAD) that point at `digest`: which release a digest is.
+    pub(crate) async fn staging_tags_of(
+        &self,
+        image: &ImageRef,
+        staging: &TagTemplate,
+        digest: &Digest,
+        max_scan: usize,
+    ) -> Result<StagingScan, crate::error::Error> {
+        let registry = self.registry();
+        let tags = registry.list_tags(image).await?;
         let mut candidates: Vec<Tag> = tags
             .into_iter()
             .filter(|t| staging.sha_of(t).is_some())
@@ -250,28 +268,38 @@ impl Promoter {
         // Tag lists are lexical; scan from the end so the bound keeps a
         // stable, documented subset.
         candidates.reverse();
-        state.truncated = candidates.len() > max_scan;
+        let truncated = candidates.len() > max_scan;
         candidates.truncate(max_scan);
-        state.scanned = candidates.len();
+        let scanned = candidates.len();
         let found: Vec<Option<Tag>> = stream::iter(candidates)
-            .map(|t| {
-                let digest = &digest;
-                async move {
-                    match registry
-                        .head_manifest(image, &Reference::Tag(t.clone()))
-                        .await
-                    {
-                        Ok(Some(d)) if &d == digest => Some(t),
-                        _ => None,
-                    }
+            .map(|t| async move {
+                match registry
+                    .head_manifest(image, &Reference::Tag(t.clone()))
+                    .await
+                {
+                    Ok(Some(d)) if &d == digest => Some(t),
+                    _ => None,
                 }
             })
             .buffered(8)
             .collect()
             .await;
-        state.staging_tags = found.into_iter().flatten().collect();
-        state
+        Ok(StagingScan {
+            tags: found.into_iter().flatten().collect(),
+            scanned,
+            truncated,
+        })
     }
+}
+
+/// What [`Promoter::staging_tags_of`] found.
+pub(crate) struct StagingScan {
+    /// The staging tags pointing at the digest.
+    pub(crate) tags: Vec<Tag>,
+    /// How many staging tags were read.
+    pub(crate) scanned: usize,
+    /// Whether more were left unread.
+    pub(crate) truncated: bool,
 }
 
 /// `canary history`: one image's ledger, newest first.

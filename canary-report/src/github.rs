@@ -176,6 +176,7 @@ pub fn annotations(report: &PromotionReport) -> Vec<Annotation> {
         Outcome::Skipped => Annotation::warning(message),
         Outcome::Rejected
         | Outcome::Inconclusive
+        | Outcome::Reverted
         | Outcome::Usage
         | Outcome::Failed
         | Outcome::Inconsistent

@@ -7,6 +7,7 @@ mod json;
 mod junit;
 pub mod ledger;
 mod markdown;
+pub mod notify;
 mod postmortem;
 pub mod status;
 pub mod terminal;

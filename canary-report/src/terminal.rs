@@ -36,7 +36,7 @@ fn outcome_color(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Promoted | Outcome::RolledBack | Outcome::Passed | Outcome::Repaired => "1;32",
         Outcome::Skipped => "1;33",
-        Outcome::Rejected | Outcome::Inconclusive => "1;31",
+        Outcome::Rejected | Outcome::Inconclusive | Outcome::Reverted => "1;31",
         Outcome::Usage | Outcome::Failed | Outcome::Inconsistent | Outcome::Interrupted => "1;35",
     }
 }

@@ -11,7 +11,7 @@ use crate::machine::Event;
 use crate::promoter::Rollout;
 use crate::report::TenantReport;
 use crate::suite::{CheckResult, RunContext};
-use crate::types::{Release, Tenant};
+use crate::types::{GitSha, Release, Tenant};
 
 use super::{Promoter, Run};
 
@@ -35,61 +35,97 @@ impl Promoter {
                 Event::RolloutConverged
             }
             Rollout::Probe { interval, deadline } => {
-                let start = self.clock.now_ms();
-                let deadline_ms = duration_ms(deadline);
-                let sha = release.sha();
-                let mut converged = vec![false; tenants.len()];
-                loop {
-                    let pending: Vec<usize> =
-                        (0..tenants.len()).filter(|&i| !converged[i]).collect();
-                    let answers: Vec<(usize, Result<String, Error>)> = stream::iter(pending)
-                        .map(|i| async move { (i, self.suite.probe(&tenants[i]).await) })
-                        .buffer_unordered(self.policy.concurrency.max(1))
-                        .collect()
-                        .await;
-                    for (i, answer) in answers {
-                        let version = match answer {
-                            Ok(v) => v,
-                            Err(e) => format!("unreachable ({})", e.message()),
-                        };
-                        converged[i] = sha.matches_version(&version);
-                        run.report.tenants[i].version = Some(version);
-                    }
-                    let done = converged.iter().filter(|c| **c).count();
-                    observer.rollout(done, tenants.len());
-                    if done == tenants.len() {
-                        return Event::RolloutConverged;
-                    }
-                    let elapsed = self.clock.now_ms().saturating_sub(start);
-                    if elapsed >= deadline_ms {
-                        let lagging: Vec<String> = run
-                            .report
-                            .tenants
-                            .iter()
-                            .zip(&converged)
-                            .filter(|(_, c)| !**c)
-                            .map(|(t, _)| {
-                                format!("{} runs {}", t.url, t.version.as_deref().unwrap_or("?"))
-                            })
-                            .collect();
-                        run.story.rollout = Some(format!(
-                            "rollout did not converge within {}: {} of {} tenants do not run {}: {}",
-                            fmt_duration(deadline),
-                            lagging.len(),
-                            tenants.len(),
-                            sha,
-                            lagging.join("; ")
-                        ));
-                        return Event::RolloutTimedOut;
-                    }
-                    run.feed(Event::RolloutPending, observer);
-                    let remaining = Duration::from_millis(deadline_ms - elapsed);
-                    self.clock.sleep(interval.min(remaining)).await;
-                    if self.interrupt.is_raised() {
+                let mut versions = vec![None; tenants.len()];
+                let probe = self
+                    .probe_until(
+                        tenants,
+                        release.sha(),
+                        interval,
+                        deadline,
+                        &mut versions,
+                        || {
+                            run.feed(Event::RolloutPending, observer);
+                        },
+                    )
+                    .await;
+                for (t, v) in run.report.tenants.iter_mut().zip(versions) {
+                    t.version = v;
+                }
+                match probe {
+                    Probe::Converged => Event::RolloutConverged,
+                    Probe::Interrupted => {
                         run.story.interrupted = true;
-                        return Event::Interrupted;
+                        Event::Interrupted
+                    }
+                    Probe::TimedOut(lagging) => {
+                        run.story.rollout = Some(lagging);
+                        Event::RolloutTimedOut
                     }
                 }
+            }
+        }
+    }
+
+    /// Probes every tenant until each runs `sha`, a round every `interval`,
+    /// for at most `deadline`; `versions[i]` gets what tenant `i` said
+    /// last. `pending` is called before each wait. Used by the verify's
+    /// rollout wait and by the guard's wait for production.
+    pub(super) async fn probe_until(
+        &self,
+        tenants: &[Tenant],
+        sha: &GitSha,
+        interval: Duration,
+        deadline: Duration,
+        versions: &mut [Option<String>],
+        mut pending: impl FnMut(),
+    ) -> Probe {
+        let observer = &*self.observer;
+        let start = self.clock.now_ms();
+        let deadline_ms = duration_ms(deadline);
+        let mut converged = vec![false; tenants.len()];
+        loop {
+            let waiting: Vec<usize> = (0..tenants.len()).filter(|&i| !converged[i]).collect();
+            let answers: Vec<(usize, Result<String, Error>)> = stream::iter(waiting)
+                .map(|i| async move { (i, self.suite.probe(&tenants[i]).await) })
+                .buffer_unordered(self.policy.concurrency.max(1))
+                .collect()
+                .await;
+            for (i, answer) in answers {
+                let version = match answer {
+                    Ok(v) => v,
+                    Err(e) => format!("unreachable ({})", e.message()),
+                };
+                converged[i] = sha.matches_version(&version);
+                versions[i] = Some(version);
+            }
+            let done = converged.iter().filter(|c| **c).count();
+            observer.rollout(done, tenants.len());
+            if done == tenants.len() {
+                return Probe::Converged;
+            }
+            let elapsed = self.clock.now_ms().saturating_sub(start);
+            if elapsed >= deadline_ms {
+                let lagging: Vec<String> = tenants
+                    .iter()
+                    .zip(versions.iter())
+                    .zip(&converged)
+                    .filter(|(_, c)| !**c)
+                    .map(|((t, v), _)| format!("{} runs {}", t.url(), v.as_deref().unwrap_or("?")))
+                    .collect();
+                return Probe::TimedOut(format!(
+                    "rollout did not converge within {}: {} of {} tenants do not run {}: {}",
+                    fmt_duration(deadline),
+                    lagging.len(),
+                    tenants.len(),
+                    sha,
+                    lagging.join("; ")
+                ));
+            }
+            pending();
+            let remaining = Duration::from_millis(deadline_ms - elapsed);
+            self.clock.sleep(interval.min(remaining)).await;
+            if self.interrupt.is_raised() {
+                return Probe::Interrupted;
             }
         }
     }
@@ -130,6 +166,16 @@ impl Promoter {
         }
         reports
     }
+}
+
+/// How a rollout probe ended.
+pub(super) enum Probe {
+    /// Every tenant runs the sha.
+    Converged,
+    /// The deadline passed: who runs what, in one sentence.
+    TimedOut(String),
+    /// A signal arrived.
+    Interrupted,
 }
 
 fn fmt_duration(d: Duration) -> String {

@@ -206,7 +206,11 @@ impl Promoter {
     }
 
     /// HEAD `tag` of every image, together.
-    async fn read_all(&self, images: &[ImageRef], tag: &Tag) -> Vec<Result<Option<Digest>, Error>> {
+    pub(super) async fn read_all(
+        &self,
+        images: &[ImageRef],
+        tag: &Tag,
+    ) -> Vec<Result<Option<Digest>, Error>> {
         per_image(images.len(), |i| async move {
             self.registry
                 .head_manifest(&images[i], &Reference::Tag(tag.clone()))

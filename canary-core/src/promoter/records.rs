@@ -19,7 +19,7 @@ use crate::report::{
     Command, ErrorReport, ImageReport, ImageStatus, LedgerReport, PromotionReport,
 };
 use crate::status::{RecordSummary, StatusReport};
-use crate::types::{Digest, ImageRef, Reference, Tag, TagTemplate};
+use crate::types::{Digest, GitSha, ImageRef, Reference, Release, Tag, TagTemplate};
 
 use super::Promoter;
 
@@ -404,6 +404,49 @@ impl Promoter {
             )
             .with_hint("roll back to a sha explicitly: `canary rollback SHA`")
         })
+    }
+}
+
+impl Promoter {
+    /// Where `canary guard` reverts `release` to: the newest verified
+    /// promotion of another release in the ledger; else the newest record
+    /// that put another release on the promoted tag (a manual promotion, a
+    /// rollback); else the release whose staging tag holds the `before`
+    /// digest of the record that promoted `release` (found among the newest
+    /// 200 staging tags of the first image).
+    pub async fn release_before(&self, release: &Release) -> Result<GitSha, Error> {
+        let image = &release.images()[0];
+        let current = release.sha();
+        let chain = self
+            .history(image, &release.promoted_tag(), usize::MAX)
+            .await?;
+        if let Some(s) = crate::ledger::previous_verified(&chain, current).or_else(|| {
+            chain
+                .iter()
+                .find(|s| s.record.moved_latest() && &s.record.sha != current)
+        }) {
+            return Ok(s.record.sha.clone());
+        }
+        let before = chain
+            .iter()
+            .find(|s| s.record.moved_latest() && &s.record.sha == current)
+            .and_then(|s| s.record.images.iter().find(|i| &i.image == image))
+            .and_then(|i| i.before.digest().cloned());
+        if let Some(before) = before {
+            let template = release.staging_template();
+            let scan = self.staging_tags_of(image, template, &before, 200).await?;
+            if let Some(sha) = scan.tags.iter().find_map(|t| template.sha_of(t)) {
+                return Ok(sha);
+            }
+        }
+        Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "{image}: the ledger has no release before {current} ({} records read)",
+                chain.len()
+            ),
+        )
+        .with_hint("name the release to go back to with --revert-to SHA"))
     }
 }
 
