@@ -20,7 +20,7 @@ pub(crate) async fn run(cli: Cli, matches: &ArgMatches) -> i32 {
     let env = Env::process();
     // In Actions mode, masks every secret in the environment before anything
     // is printed.
-    let json = matches!(&cli.command, Cmd::Verify { output, .. } | Cmd::Decide { output, .. } | Cmd::Promote { output, .. } | Cmd::Rollback { output, .. } | Cmd::Smoke { output, .. } | Cmd::Repair { output, .. } if output.json)
+    let json = matches!(&cli.command, Cmd::Verify { output, .. } | Cmd::Decide { output, .. } | Cmd::Guard { output, .. } | Cmd::Promote { output, .. } | Cmd::Rollback { output, .. } | Cmd::Smoke { output, .. } | Cmd::Repair { output, .. } if output.json)
         || matches!(
             &cli.command,
             Cmd::Status { json: true, .. }
@@ -29,7 +29,8 @@ pub(crate) async fn run(cli: Cli, matches: &ArgMatches) -> i32 {
         );
     let github = Github::detect(cli.settings.github, json, &env.as_fn()).map(Arc::new);
     let command = command_of(&cli.command);
-    match execute(cli, sub, env, github.as_ref()).await {
+    // Boxed: every command's future lives in this one.
+    match Box::pin(execute(cli, sub, env, github.as_ref())).await {
         Ok(code) => code,
         Err(e) => {
             output::usage_error(&e);
@@ -48,6 +49,7 @@ fn command_of(cmd: &Cmd) -> Command {
         Cmd::Rollback { .. } => Command::Rollback,
         Cmd::Smoke { .. } => Command::Smoke,
         Cmd::Repair { .. } => Command::Repair,
+        Cmd::Guard { .. } => Command::Guard,
         _ => Command::Verify,
     }
 }
@@ -115,6 +117,46 @@ async fn execute(
             }
         }
     }
+    if let Cmd::Guard {
+        bake,
+        interval,
+        failures_to_revert,
+        sample,
+        ..
+    } = &cli.command
+    {
+        use canary::setting;
+        use clap::parser::ValueSource;
+        let given = [
+            (&mut overrides.guard_bake, bake, setting::GUARD_BAKE, "bake"),
+            (
+                &mut overrides.guard_interval,
+                interval,
+                setting::GUARD_INTERVAL,
+                "interval",
+            ),
+            (
+                &mut overrides.failures_to_revert,
+                failures_to_revert,
+                setting::FAILURES_TO_REVERT,
+                "failures_to_revert",
+            ),
+            (
+                &mut overrides.guard_sample,
+                sample,
+                setting::GUARD_SAMPLE,
+                "sample",
+            ),
+        ];
+        let mut from_env = Vec::new();
+        for (field, value, s, arg) in given {
+            field.clone_from(value);
+            if value.is_some() && sub.value_source(arg) == Some(ValueSource::EnvVariable) {
+                from_env.push(s.id);
+            }
+        }
+        overrides.from_env.extend(from_env);
+    }
     let mut gate = Gate::load(&overrides, cli.settings.config.as_deref(), env.clone())?
         .with_spelling(flag)
         .with_observer(Arc::new(Progress::new(cli.settings.quiet)))
@@ -127,7 +169,7 @@ async fn execute(
     }
     if matches!(
         cli.command,
-        Cmd::Verify { .. } | Cmd::Smoke { .. } | Cmd::Status { .. }
+        Cmd::Verify { .. } | Cmd::Smoke { .. } | Cmd::Status { .. } | Cmd::Guard { .. }
     ) {
         check_open_files(gate.settings().concurrency.value)?;
     }
@@ -138,9 +180,39 @@ async fn execute(
         }
         Cmd::Verify {
             sha,
+            guard: true,
+            revert_to,
+            output,
+            ..
+        } => {
+            check_output_paths(&output)?;
+            let (promotion, guard) = gate.verify_guarded(&sha, revert_to.as_deref()).await?;
+            match guard {
+                // The promotion's summary first; the report file and the
+                // exit code are the guard's, the run's last word.
+                Some(guard) => {
+                    print_summary(&promotion, &output, github);
+                    Ok(emit(&guard, &output, github))
+                }
+                None => Ok(emit(&promotion, &output, github)),
+            }
+        }
+        Cmd::Guard {
+            sha,
+            revert_to,
+            output,
+            ..
+        } => {
+            check_output_paths(&output)?;
+            let report = gate.guard(&sha, revert_to.as_deref()).await?;
+            Ok(emit(&report, &output, github))
+        }
+        Cmd::Verify {
+            sha,
             dry_run,
             shard,
             output,
+            ..
         } => {
             check_output_paths(&output)?;
             let report = match shard {
@@ -315,6 +387,22 @@ fn check_output_paths(output: &OutputArgs) -> Result<(), UsageError> {
         }
     }
     Ok(())
+}
+
+/// Prints the human summary of a report that is not the run's last (the
+/// promotion before a guard).
+fn print_summary(report: &PromotionReport, output: &OutputArgs, github: Option<&Arc<Github>>) {
+    if output.json {
+        return;
+    }
+    if let Some(gh) = github {
+        gh.untrusted(&canary_report::terminal::summary(report, false));
+    } else {
+        print!(
+            "{}",
+            canary_report::terminal::summary(report, output::color_enabled())
+        );
+    }
 }
 
 /// Prints and writes every rendering of a report; returns its exit code.

@@ -259,6 +259,10 @@ impl SettingsArgs {
             ledger: self.ledger.clone(),
             signing_key_file: self.signing_key_file.clone(),
             public_key: None,
+            guard_bake: None,
+            guard_interval: None,
+            failures_to_revert: None,
+            guard_sample: None,
             from_env,
         }
     }
@@ -298,6 +302,42 @@ pub(crate) enum Cmd {
         /// --report)
         #[arg(long, value_name = "K/N", conflicts_with = "dry_run")]
         shard: Option<String>,
+        /// Once promoted, guard the release in production ([guard]) and
+        /// move latest back by itself if production turns red
+        #[arg(long, conflicts_with_all = ["dry_run", "shard"])]
+        guard: bool,
+        /// With --guard: the release to revert to (default: the previous
+        /// release, from the ledger)
+        #[arg(long, value_name = "SHA", requires = "guard")]
+        revert_to: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Watch production run a promoted release and move latest back by
+    /// itself when it turns red
+    Guard {
+        /// The release to guard (it must be latest)
+        #[arg(long, env = "CANARY_SHA")]
+        sha: String,
+        /// How long production is watched once it runs the release
+        /// [file: guard.bake] [default: 10m]
+        #[arg(long, env = setting::GUARD_BAKE.env, value_name = "DURATION")]
+        bake: Option<String>,
+        /// Time between rounds [file: guard.interval] [default: 1m]
+        #[arg(long, env = setting::GUARD_INTERVAL.env, value_name = "DURATION")]
+        interval: Option<String>,
+        /// Red rounds in a row that move latest back
+        /// [file: guard.failures_to_revert] [default: 2]
+        #[arg(long, env = setting::FAILURES_TO_REVERT.env, value_name = "N")]
+        failures_to_revert: Option<String>,
+        /// Watch only N production tenants, spread over the list
+        /// [file: guard.sample] [default: all]
+        #[arg(long, env = setting::GUARD_SAMPLE.env, value_name = "N")]
+        sample: Option<String>,
+        /// The release to revert to (default: the previous release, from
+        /// the ledger)
+        #[arg(long, value_name = "SHA")]
+        revert_to: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
     },

@@ -88,6 +88,10 @@ fn bad_input_is_refused_before_any_request() {
         Case { name: "password on argv", args: &["verify", "--sha", SHA, "--registry-password", "hunter2-argv-secret"], env: &[], files: &[], message: "--registry-password would put a secret" },
         Case { name: "bad wait", args: &["verify", "--sha", SHA, "--wait", "6x"], env: &[], files: &[], message: "wait `6x` (flag --wait) is not a duration" },
         Case { name: "bad deadline env", args: &["verify", "--sha", SHA], env: &[("CANARY_ROLLOUT_DEADLINE", "soon")], files: &[], message: "rollout deadline `soon` (env CANARY_ROLLOUT_DEADLINE)" },
+        Case { name: "guard without ledger or target", args: &["guard", "--sha", SHA, "--ledger", "false"], env: &[], files: &[], message: "is disabled, and the guard finds the release to revert to in it" },
+        Case { name: "guard bad interval", args: &["guard", "--sha", SHA, "--interval", "0s"], env: &[], files: &[], message: "guard interval `0s` (flag --interval) is zero" },
+        Case { name: "notify url unset", args: &["verify", "--sha", SHA], env: &[], files: &[("canary.toml", "[[notify]]\nurl_env = \"HOOK_URL_UNSET\"\n")], message: "notify url_env HOOK_URL_UNSET names a variable that is unset or empty" },
+        Case { name: "notify bad outcome", args: &["verify", "--sha", SHA], env: &[], files: &[("canary.toml", "[[notify]]\nurl_env = \"HOOK\"\non = [\"promotd\"]\n")], message: "notify outcome `promotd`" },
         Case { name: "zero tenant deadline", args: &["verify", "--sha", SHA, "--tenant-deadline", "0s"], env: &[], files: &[], message: "tenant deadline `0s` (flag --tenant-deadline) is zero" },
         Case { name: "bad shard", args: &["verify", "--sha", SHA, "--shard", "0/4", "--report", "r.json"], env: &[], files: &[], message: "--shard `0/4` has K outside 1..=4" },
         Case { name: "decide without reports", args: &["decide", "--reports", "nowhere"], env: &[], files: &[], message: "reports directory `nowhere` cannot be read" },
@@ -201,6 +205,7 @@ fn help_texts() {
     for sub in [
         "verify",
         "decide",
+        "guard",
         "promote",
         "rollback",
         "repair",

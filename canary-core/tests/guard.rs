@@ -85,6 +85,9 @@ fn prod(n: usize) -> StaticFleet {
     )
 }
 
+/// Something another writer does, once.
+type Hook = Box<dyn FnOnce() + Send>;
+
 /// A production suite whose rounds are scripted: round `k` (0-based, per
 /// tenant) answers `script[k]` (the last one repeating). It can also run
 /// a side effect before a given round (another writer, say).
@@ -92,7 +95,7 @@ struct Rounds {
     script: Vec<CheckStatus>,
     runs: Mutex<HashMap<String, usize>>,
     version: String,
-    before_round: Mutex<Option<(usize, Box<dyn FnOnce() + Send>)>>,
+    before_round: Mutex<Option<(usize, Hook)>>,
     calls: AtomicUsize,
 }
 

@@ -1,6 +1,8 @@
 //! The bodies of notifications: a JSON summary of a report for webhooks,
 //! and a Slack incoming-webhook message.
 
+use std::fmt::Write as _;
+
 use canary_core::PromotionReport;
 use serde_json::{json, Value};
 
@@ -75,22 +77,26 @@ pub fn slack_json(report: &PromotionReport, run_url: Option<&str>) -> String {
     );
     for i in &report.images {
         let d = |d: Option<&canary_core::Digest>| {
-            d.map_or_else(|| "-".to_string(), |d| d.to_string().chars().take(19).collect())
+            d.map_or_else(
+                || "-".to_string(),
+                |d| d.to_string().chars().take(19).collect(),
+            )
         };
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "\n• `{}`: {} → {} ({})",
             esc(&i.image.to_string()),
             d(i.before.as_ref()),
             d(i.after.as_ref()),
             i.status.as_str()
-        ));
+        );
     }
     let failed = report.failed_checks().count();
     if failed > 0 {
-        text.push_str(&format!("\n{failed} checks failed or had no verdict"));
+        let _ = write!(text, "\n{failed} checks failed or had no verdict");
     }
     if let Some(url) = run_url {
-        text.push_str(&format!("\n<{}|the run>", esc(url)));
+        let _ = write!(text, "\n<{}|the run>", esc(url));
     }
     json!({ "text": text }).to_string()
 }

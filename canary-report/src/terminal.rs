@@ -157,6 +157,27 @@ pub fn summary(report: &PromotionReport, color: bool) -> String {
             let _ = writeln!(out, "{}", image_line(i, promoted));
         }
     }
+    if let Some(g) = &report.guard {
+        let verdicts: Vec<&str> = g.rounds.iter().map(|r| r.verdict.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "guard: {} rounds [{}]; reverts after {} red in a row, to {}",
+            g.rounds.len(),
+            verdicts.join(", "),
+            g.failures_to_revert,
+            g.revert_to.as_ref().map_or("(not found)", |s| s.as_str())
+        );
+    }
+    for n in &report.notifications {
+        let _ = match &n.error {
+            None => writeln!(out, "notified {}: {}", n.target, n.event),
+            Some(e) => writeln!(
+                out,
+                "warning: notifying {} of {} failed after {} attempts: {e}",
+                n.target, n.event, n.attempts
+            ),
+        };
+    }
     let _ = writeln!(
         out,
         "outcome: {} (exit {})",

@@ -4,7 +4,9 @@
 pub mod registry;
 pub mod server;
 pub mod tenant;
+pub mod webhook;
 
 pub use registry::{Registry, RegistryOptions};
 pub use server::Server;
 pub use tenant::{TenantFault, TenantOptions, TenantServer};
+pub use webhook::{Received, WebhookReceiver};

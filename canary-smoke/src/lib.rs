@@ -14,7 +14,7 @@ pub use fleet::{
     DEFAULT_TOKENS_VAR, DEFAULT_URLS_VAR,
 };
 pub use http::{HttpOptions, HttpSuite, ProbeConfig, DEFAULT_TENANT_DEADLINE};
-pub use suite::{Auth, Check, Suite, BUILTIN_SUITES, WORKSPACE_SERVER};
+pub use suite::{Auth, Check, Suite, BUILTIN_SUITES, WORKSPACE_SERVER, WORKSPACE_SERVER_READONLY};
 
 /// Entry points for the fuzz targets in `fuzz/` (see `FUZZING.md`): thin
 /// wrappers around private code. Not part of the API; may change at any

@@ -24,8 +24,14 @@ use validate::validate;
 /// `examples/suites/`).
 pub const WORKSPACE_SERVER: &str = include_str!("../suites/workspace-server.toml");
 
+/// The built-in `workspace-server-readonly` suite, `canary guard`'s default:
+/// liveness, the auth gate, the workspaces list and the event log. It writes
+/// nothing, so it is safe on production tenants.
+pub const WORKSPACE_SERVER_READONLY: &str =
+    include_str!("../suites/workspace-server-readonly.toml");
+
 /// The names of the built-in suites.
-pub const BUILTIN_SUITES: &[&str] = &["workspace-server"];
+pub const BUILTIN_SUITES: &[&str] = &["workspace-server", "workspace-server-readonly"];
 
 /// Whether a check sends the tenant's admin token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +280,10 @@ impl Suite {
     pub fn builtin(name: &str) -> Result<Self, UsageError> {
         match name {
             "workspace-server" => Self::from_toml(WORKSPACE_SERVER, "workspace-server (built-in)"),
+            "workspace-server-readonly" => Self::from_toml(
+                WORKSPACE_SERVER_READONLY,
+                "workspace-server-readonly (built-in)",
+            ),
             other => Err(UsageError::new(
                 format!("suite `{other}`"),
                 "is not a built-in suite",

@@ -12,3 +12,4 @@ mod test_http;
 /// The reference tenant server, from the sandbox (re-exported so tests
 /// name one kit).
 pub use canary_sandbox::tenant;
+pub use canary_sandbox::webhook;

@@ -159,6 +159,7 @@ impl Gate {
     /// `canary verify`: wait for the canary fleet, run the suite on every
     /// tenant, promote when every check passed (not with `dry_run`).
     pub async fn verify(&self, sha: &str, dry_run: bool) -> Result<PromotionReport, UsageError> {
+        let notifier = self.notifier()?;
         let release = self.release(sha)?;
         let fleet = self.fleet()?;
         let tenants = fleet.tenants().await.unwrap_or_default();
@@ -169,7 +170,8 @@ impl Gate {
             run_id: self.next_run_id(),
             shard: None,
         };
-        Ok(promoter.verify(&release, &options).await)
+        let report = promoter.verify(&release, &options).await;
+        Ok(self.notified(&notifier, report).await)
     }
 
     /// `canary verify --shard K/N`: the suite on this shard's tenants only
@@ -207,6 +209,7 @@ impl Gate {
         reports: &Path,
         dry_run: bool,
     ) -> Result<PromotionReport, UsageError> {
+        let notifier = self.notifier()?;
         let partials = crate::shards::read_partials(reports)?;
         let sha = match sha {
             Some(sha) => sha.to_string(),
@@ -232,23 +235,28 @@ impl Gate {
             run_id: self.next_run_id(),
             shard: None,
         };
-        Ok(promoter.decide(&release, &partials, &options).await)
+        let report = promoter.decide(&release, &partials, &options).await;
+        Ok(self.notified(&notifier, report).await)
     }
 
     /// `canary promote --no-verify --reason`: move without the suite; the
     /// reason is required and recorded.
     pub async fn promote(&self, sha: &str, reason: &str) -> Result<PromotionReport, UsageError> {
         let reason = Reason::parse(reason).map_err(|e| self.respell("reason", &e))?;
+        let notifier = self.notifier()?;
         let release = self.release(sha)?;
         let promoter = self.promoter(&release, StaticFleet::default()).await?;
-        Ok(promoter.promote_manual(&release, reason.as_str()).await)
+        let report = promoter.promote_manual(&release, reason.as_str()).await;
+        Ok(self.notified(&notifier, report).await)
     }
 
     /// `canary rollback SHA`: move the promoted tag back to that release.
     pub async fn rollback(&self, sha: &str) -> Result<PromotionReport, UsageError> {
+        let notifier = self.notifier()?;
         let release = self.release(sha)?;
         let promoter = self.promoter(&release, StaticFleet::default()).await?;
-        Ok(promoter.rollback(&release).await)
+        let report = promoter.rollback(&release).await;
+        Ok(self.notified(&notifier, report).await)
     }
 
     /// `canary smoke`: the suite only, on the fleet or one tenant. Needs no
@@ -321,7 +329,7 @@ impl Gate {
         self.settings.release(sha)
     }
 
-    fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         Policy {
             on_empty_fleet: self.settings.on_empty.value,
             concurrency: self.settings.concurrency.value,
@@ -330,11 +338,36 @@ impl Gate {
     }
 
     fn mask(&self, tenants: &[canary_core::Tenant]) {
-        if let Some(sink) = &self.secrets {
-            for t in tenants {
-                sink(t.token());
-            }
+        for t in tenants {
+            self.hand_to_sink(t.token());
         }
+    }
+
+    /// Every token of `tenants` to the face's secret sink.
+    pub(crate) fn mask_tenants(&self, tenants: &[canary_core::Tenant]) {
+        self.mask(tenants);
+    }
+
+    /// `secret` to the face's secret sink (Actions masks it).
+    pub(crate) fn hand_to_sink(&self, secret: &Secret) {
+        if let Some(sink) = &self.secrets {
+            sink(secret);
+        }
+    }
+
+    /// The environment the gate reads.
+    pub(crate) fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The clock every wait goes through.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// Where this run is (the GitHub Actions run URL), for notifications.
+    pub(crate) fn run_url(&self) -> Option<String> {
+        canary_gha::GithubEnv::from_env(self.env.as_fn()).run_url()
     }
 
     /// The registry, fleet, suite and ledger of a run, validated before any
@@ -353,16 +386,25 @@ impl Gate {
         images: &[canary_core::ImageRef],
         fleet: StaticFleet,
     ) -> Result<Promoter, UsageError> {
+        let suite = self.suite()?;
+        self.promoter_with(images, fleet, Arc::new(suite)).await
+    }
+
+    /// [`Gate::promoter_for`] with another suite (the guard's).
+    pub(crate) async fn promoter_with(
+        &self,
+        images: &[canary_core::ImageRef],
+        fleet: StaticFleet,
+        suite: Arc<dyn SmokeSuite>,
+    ) -> Result<Promoter, UsageError> {
         let registry = Arc::new(self.registry()?);
         for image in images {
             registry.check_image(image)?;
         }
-        let suite = self.suite()?;
         self.mask(&fleet.tenants().await.unwrap_or_default());
         let ledger = self.ledger(&registry)?;
         let meta = self.meta();
         let dyn_registry: Arc<dyn Registry> = registry;
-        let suite: Arc<dyn SmokeSuite> = Arc::new(suite);
         let mut promoter = Promoter::new(dyn_registry, Arc::new(fleet), suite, self.clock.clone())
             .with_policy(self.policy())
             .with_run_id(self.next_run_id())
@@ -566,6 +608,10 @@ impl Gate {
     }
 
     /// This run's id: the configured one, or a fresh one per run.
+    pub(crate) fn fresh_run_id(&self) -> String {
+        self.next_run_id()
+    }
+
     fn next_run_id(&self) -> String {
         self.run_id.clone().unwrap_or_else(run_id)
     }

@@ -3,6 +3,7 @@
 
 pub mod env;
 pub mod gate;
+mod guard;
 pub mod records;
 pub mod settings;
 pub mod shards;

@@ -40,6 +40,7 @@ impl Gate {
     /// never recorded its end (undo by default).
     pub async fn repair(&self, forward: bool) -> Result<PromotionReport, UsageError> {
         self.ledger_on()?;
+        let notifier = self.notifier()?;
         let images = self.settings().images()?.to_vec();
         let promoted = self.promoted_tag()?;
         let promoter = self.promoter_for(&images, StaticFleet::default()).await?;
@@ -48,7 +49,8 @@ impl Gate {
         } else {
             RepairDirection::Undo
         };
-        Ok(promoter.repair(&images, &promoted, direction).await)
+        let report = promoter.repair(&images, &promoted, direction).await;
+        Ok(self.notified(&notifier, report).await)
     }
 
     /// `canary history [--image IMG] [--limit N]`: the ledger of one image

@@ -16,10 +16,16 @@ use crate::env::Env;
 
 mod describe;
 mod file;
+mod guard;
 mod ledger;
+mod notify;
 
 pub use file::{load_file, FileConfig};
+pub use guard::{
+    sample, GuardSettings, DEFAULT_GUARD_SUITE, DEFAULT_PROD_TOKENS_ENV, DEFAULT_PROD_URLS_ENV,
+};
 pub use ledger::{LedgerSettings, DEFAULT_SIGNING_KEY_ENV};
+pub use notify::{NotifyFormat, NotifyTarget, DEFAULT_ON};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +111,10 @@ pub struct Settings {
     pub ca_file: Sourced<Option<PathBuf>>,
     /// The release ledger.
     pub ledger: LedgerSettings,
+    /// How `canary guard` watches production.
+    pub guard: GuardSettings,
+    /// Where outcomes are sent (`[[notify]]`).
+    pub notify: Vec<NotifyTarget>,
 }
 
 /// What a face's user gave explicitly, before the environment, the file
@@ -154,6 +164,14 @@ pub struct Overrides {
     pub signing_key_file: Option<PathBuf>,
     /// A file holding the public key records are verified with.
     pub public_key: Option<PathBuf>,
+    /// How long the guard watches production (a duration).
+    pub guard_bake: Option<String>,
+    /// Time between guard rounds (a duration).
+    pub guard_interval: Option<String>,
+    /// Red guard rounds in a row that revert.
+    pub failures_to_revert: Option<String>,
+    /// Production tenants the guard watches (a number).
+    pub guard_sample: Option<String>,
     /// The settings (by [`Setting::id`]) whose override the face read from
     /// the environment variable itself (clap's `env`), so the source says
     /// `env VAR`, not `flag --name`.
@@ -208,6 +226,10 @@ settings! {
     LEDGER = ("ledger", "ledger", "CANARY_LEDGER");
     SIGNING_KEY_FILE = ("signing_key_file", "signing-key-file", "CANARY_SIGNING_KEY_FILE");
     PUBLIC_KEY = ("public_key", "public-key", "CANARY_PUBLIC_KEY_FILE");
+    GUARD_BAKE = ("guard_bake", "bake", "CANARY_GUARD_BAKE");
+    GUARD_INTERVAL = ("guard_interval", "interval", "CANARY_GUARD_INTERVAL");
+    FAILURES_TO_REVERT = ("failures_to_revert", "failures-to-revert", "CANARY_GUARD_FAILURES_TO_REVERT");
+    GUARD_SAMPLE = ("guard_sample", "sample", "CANARY_GUARD_SAMPLE");
 }
 
 struct Resolver<'a> {
@@ -700,6 +722,12 @@ impl Settings {
             },
         )?;
         let ledger = LedgerSettings::resolve(&r, file.ledger)?;
+        let base = config_file
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new(""));
+        let guard = GuardSettings::resolve(&r, file.guard, base)?;
+        let notify = notify::resolve(&r.file_name, file.notify)?;
         Ok(Self {
             config_file,
             images,
@@ -720,6 +748,8 @@ impl Settings {
             insecure,
             ca_file,
             ledger,
+            guard,
+            notify,
         })
     }
 

@@ -21,6 +21,31 @@ pub struct FileConfig {
     pub(crate) registry: RegistrySection,
     #[serde(default)]
     pub(crate) ledger: LedgerSection,
+    #[serde(default)]
+    pub(crate) guard: GuardSection,
+    #[serde(default)]
+    pub(crate) notify: Vec<NotifySection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GuardSection {
+    pub(crate) urls_env: Option<String>,
+    pub(crate) tokens_env: Option<String>,
+    pub(crate) sample: Option<usize>,
+    pub(crate) suite: Option<String>,
+    pub(crate) bake: Option<String>,
+    pub(crate) interval: Option<String>,
+    pub(crate) failures_to_revert: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotifySection {
+    pub(crate) url_env: Option<String>,
+    pub(crate) secret_env: Option<String>,
+    pub(crate) format: Option<String>,
+    pub(crate) on: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
