@@ -164,7 +164,15 @@ async fn a_release_promoted_over_during_the_bake_is_left_alone() {
     let third = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
     world.push_release(third);
     let mut guard = canary(&world, &prod, &hook);
-    guard.args(["guard", "--sha", NEW, "--failures-to-revert", "3", "--interval", "3s"]);
+    guard.args([
+        "guard",
+        "--sha",
+        NEW,
+        "--failures-to-revert",
+        "3",
+        "--interval",
+        "3s",
+    ]);
     let child = tokio::spawn(run(guard));
     tokio::time::sleep(Duration::from_millis(800)).await;
     for t in &prod {
