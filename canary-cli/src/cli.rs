@@ -302,7 +302,7 @@ pub(crate) enum Cmd {
         /// --report)
         #[arg(long, value_name = "K/N", conflicts_with = "dry_run")]
         shard: Option<String>,
-        /// Once promoted, guard the release in production ([guard]) and
+        /// Once promoted, guard the release in production (settings: the guard section) and
         /// move latest back by itself if production turns red
         #[arg(long, conflicts_with_all = ["dry_run", "shard"])]
         guard: bool,

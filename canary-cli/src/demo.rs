@@ -6,10 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use canary::settings::{NotifyFormat, NotifyTarget};
 use canary::{Env, Gate, Overrides, Settings};
 use canary_core::{ImageRef, Outcome, PromotionReport, Tag};
 use canary_sandbox::registry::RegistryOptions;
 use canary_sandbox::tenant::{TenantFault, TenantOptions, TenantServer};
+use canary_sandbox::webhook::WebhookReceiver;
 use canary_sandbox::Registry as SandboxRegistry;
 
 use crate::output::{self, Progress};
@@ -48,7 +50,7 @@ pub(crate) async fn run(quiet: bool) -> i32 {
     match scenarios(quiet).await {
         Ok(()) => {
             println!(
-                "\ndemo: all five scenarios ended as designed (promoted, rejected, rolled_back, explained by the ledger, a killed run repaired)."
+                "\ndemo: all six scenarios ended as designed (promoted, rejected, rolled_back, explained by the ledger, reverted by the guard, a killed run repaired)."
             );
             0
         }
@@ -119,7 +121,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     println!("latest is release {} on both images.", &RELEASE_A[..7]);
 
     heading(&format!(
-        "1/3 green: release {} rolls out to the canary fleet, every check passes, latest moves",
+        "1/6 green: release {} rolls out to the canary fleet, every check passes, latest moves",
         &RELEASE_B[..7]
     ));
     let (report, ()) = tokio::join!(gate.verify(RELEASE_B, false), roll_out(&tenants, RELEASE_B));
@@ -129,7 +131,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     expect_latest(&registry, RELEASE_B)?;
 
     heading(&format!(
-        "2/3 red: release {} breaks the memory round trip on one tenant, latest stays on {}",
+        "2/6 red: release {} breaks the memory round trip on one tenant, latest stays on {}",
         &RELEASE_C[..7],
         &RELEASE_B[..7]
     ));
@@ -141,7 +143,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     expect_latest(&registry, RELEASE_B)?;
 
     heading(&format!(
-        "3/3 rollback: `canary rollback {}` moves latest back to release {}",
+        "3/6 rollback: `canary rollback {}` moves latest back to release {}",
         &RELEASE_A[..7],
         &RELEASE_A[..7]
     ));
@@ -153,7 +155,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     expect(&report, Outcome::RolledBack)?;
     expect_latest(&registry, RELEASE_A)?;
 
-    heading("4/5 memory: the registry itself says why latest is latest (`canary history`, `canary status`)");
+    heading("4/6 memory: the registry itself says why latest is latest (`canary history`, `canary status`)");
     let history = gate.history(None, 10).await.map_err(|e| e.to_string())?;
     print!("{}", canary_report::ledger::history(&history));
     let status = gate.status(50).await.map_err(|e| e.to_string())?;
@@ -167,21 +169,114 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
         return Err("the ledger does not explain latest".to_string());
     }
 
+    guarded(&registry, &settings, &env, &tenants, quiet, color).await?;
     killed_run_repaired(&settings, &env, color).await
 }
 
-/// 5/5: a runner lost between two moves (a cancelled job that was killed,
+/// 5/6: green on the canary fleet, red in production after the move: the
+/// guard moves latest back by itself, and the webhook hears both.
+async fn guarded(
+    registry: &SandboxRegistry,
+    settings: &Settings,
+    env: &Env,
+    tenants: &[TenantServer],
+    quiet: bool,
+    color: bool,
+) -> Result<(), String> {
+    heading(&format!(
+        "5/6 guard: release {} passes on the canary fleet and moves latest, then breaks a production tenant; `canary verify --guard` moves latest back to {} by itself",
+        &RELEASE_B[..7],
+        &RELEASE_A[..7]
+    ));
+    tenants[1].set_fault(TenantFault::None);
+    let prod_token = format!("demo-prod-{}", canary::run_id());
+    let mut prod = Vec::new();
+    for _ in 0..2 {
+        prod.push(
+            TenantServer::start(TenantOptions {
+                token: prod_token.clone(),
+                version: RELEASE_A.to_string(),
+                fault: TenantFault::None,
+            })
+            .await,
+        );
+    }
+    let hook_secret = format!("demo-hook-{}", canary::run_id());
+    let hook = WebhookReceiver::start(&hook_secret).await;
+    let urls: Vec<String> = prod.iter().map(TenantServer::url).collect();
+    let env = env.with([
+        ("CANARY_PROD_URLS", urls.join(",")),
+        (
+            "CANARY_PROD_TOKENS",
+            vec![prod_token.as_str(); prod.len()].join(","),
+        ),
+        ("DEMO_HOOK_URL", hook.url()),
+        ("DEMO_HOOK_SECRET", hook_secret.clone()),
+    ]);
+    let mut settings = settings.clone();
+    settings.guard.bake.value = Duration::from_secs(20);
+    settings.guard.interval.value = Duration::from_millis(500);
+    settings.notify = vec![NotifyTarget {
+        url_env: "DEMO_HOOK_URL".into(),
+        secret_env: Some("DEMO_HOOK_SECRET".into()),
+        format: NotifyFormat::Json,
+        on: canary::settings::DEFAULT_ON.to_vec(),
+    }];
+    let gate = Gate::new(settings, env).with_observer(Arc::new(Progress::new(quiet)));
+    let production = async {
+        roll_out(tenants, RELEASE_B).await;
+        while !hook
+            .received()
+            .iter()
+            .any(|r| r.event() == Some("promoted"))
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Production's updaters pick the release up; a round later one
+        // tenant starts answering 500.
+        roll_out(&prod, RELEASE_B).await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        prod[1].set_fault(TenantFault::ServerError);
+    };
+    let (reports, ()) = tokio::join!(gate.verify_guarded(RELEASE_B, None), production);
+    let (promotion, guard) = reports.map_err(|e| e.to_string())?;
+    print!("{}", output::summary(&promotion, color));
+    expect(&promotion, Outcome::Promoted)?;
+    let guard = guard.ok_or("the guard did not run")?;
+    print!("{}", output::summary(&guard, color));
+    expect(&guard, Outcome::Reverted)?;
+    expect_latest(registry, RELEASE_A)?;
+    let events = hook.received();
+    for e in &events {
+        println!(
+            "webhook received `{}` (signature {})",
+            e.event().unwrap_or("?"),
+            if e.signature_valid {
+                "valid"
+            } else {
+                "INVALID"
+            }
+        );
+    }
+    let names: Vec<&str> = events.iter().filter_map(|e| e.event()).collect();
+    if names != ["promoted", "reverted"] || !events.iter().all(|e| e.signature_valid) {
+        return Err(format!("the webhook received {names:?}"));
+    }
+    Ok(())
+}
+
+/// 6/6: a runner lost between two moves (a cancelled job that was killed,
 /// not signalled) leaves a mixed release; the ledger shows it and `canary
 /// repair` settles it.
 async fn killed_run_repaired(settings: &Settings, env: &Env, color: bool) -> Result<(), String> {
     heading(&format!(
-        "5/5 a runner killed mid-move: `canary promote {}` dies after its first write; `canary status` sees it, `canary repair` undoes it",
+        "6/6 a runner killed mid-move: `canary promote {}` dies after its first write; `canary status` sees it, `canary repair` undoes it",
         &RELEASE_B[..7]
     ));
-    // A registry that takes 400 ms per tag write, so the kill lands between
-    // the two moves.
+    // The images move together; a registry slow to write the second
+    // image's tag (30 s) lets the kill land between the two moves.
     let slow = SandboxRegistry::start_with(
-        RegistryOptions::default().with_tag_put_delay(Duration::from_millis(400)),
+        RegistryOptions::default().with_slow_repository(REPOS[1], Duration::from_secs(30)),
     )
     .await;
     for repo in REPOS {

@@ -33,6 +33,22 @@ impl Env {
         Self(Arc::new(move |name| map.get(name).cloned()))
     }
 
+    /// This environment with `vars` set on top (they win over its own).
+    #[must_use]
+    pub fn with<K: Into<String>, V: Into<String>>(
+        &self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let map: HashMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let base = self.clone();
+        Self(Arc::new(move |name| {
+            map.get(name).cloned().or_else(|| base.get(name))
+        }))
+    }
+
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<String> {
         (self.0)(name)

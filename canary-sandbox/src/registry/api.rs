@@ -171,7 +171,12 @@ async fn handle(State(store): State<Arc<Store>>, request: Request) -> Response<B
             match parts.method {
                 Method::GET | Method::HEAD => get_manifest(&store, name, reference),
                 Method::PUT => {
-                    if is_tag(reference) && !store.options.tag_put_delay.is_zero() {
+                    let slow = store
+                        .options
+                        .slow_repository
+                        .as_deref()
+                        .is_none_or(|r| r == name);
+                    if is_tag(reference) && slow && !store.options.tag_put_delay.is_zero() {
                         // A client that goes away meanwhile cancels the
                         // write, as with a real registry behind a proxy.
                         tokio::time::sleep(store.options.tag_put_delay).await;

@@ -102,6 +102,8 @@ pub struct RegistryOptions {
     /// stored: a slow registry, so `canary demo` can show a run killed
     /// between two moves. Default none.
     pub tag_put_delay: std::time::Duration,
+    /// Only tag PUTs to this repository wait (all when `None`).
+    pub slow_repository: Option<String>,
 }
 
 impl Default for RegistryOptions {
@@ -110,6 +112,7 @@ impl Default for RegistryOptions {
             page_size: None,
             referrers_api: true,
             tag_put_delay: std::time::Duration::ZERO,
+            slow_repository: None,
         }
     }
 }
@@ -119,6 +122,15 @@ impl RegistryOptions {
     #[must_use]
     pub fn with_tag_put_delay(mut self, delay: std::time::Duration) -> Self {
         self.tag_put_delay = delay;
+        self
+    }
+
+    /// Makes only the tag PUTs to `repository` wait `delay`: one image of a
+    /// release written, the other still on its way.
+    #[must_use]
+    pub fn with_slow_repository(mut self, repository: &str, delay: std::time::Duration) -> Self {
+        self.tag_put_delay = delay;
+        self.slow_repository = Some(repository.to_string());
         self
     }
 
