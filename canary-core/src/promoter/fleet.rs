@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 
 use crate::clock::duration_ms;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::machine::Event;
 use crate::promoter::Rollout;
 use crate::report::TenantReport;
@@ -90,13 +90,31 @@ impl Promoter {
                 .buffer_unordered(self.policy.concurrency.max(1))
                 .collect()
                 .await;
+            let mut refused = Vec::new();
             for (i, answer) in answers {
                 let version = match answer {
                     Ok(v) => v,
+                    Err(e) if e.kind() == ErrorKind::Unauthorized => {
+                        refused.push(format!(
+                            "{} refused canary's token ({})",
+                            tenants[i].url(),
+                            e.message()
+                        ));
+                        format!("unknown: the token was refused ({})", e.message())
+                    }
                     Err(e) => format!("unreachable ({})", e.message()),
                 };
                 converged[i] = sha.matches_version(&version);
                 versions[i] = Some(version);
+            }
+            if !refused.is_empty() {
+                // No wait makes a wrong token right: say so now, not at
+                // the deadline.
+                refused.sort();
+                return Probe::TimedOut(format!(
+                    "{}: a configuration error, not a rollout in progress (check that each token is in the same position as its tenant's URL)",
+                    refused.join("; ")
+                ));
             }
             let done = converged.iter().filter(|c| **c).count();
             observer.rollout(done, tenants.len());
