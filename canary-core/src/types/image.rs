@@ -45,7 +45,10 @@ impl ImageRef {
         }
         let (registry, path) = match input.split_once('/') {
             Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
+                if first.contains('.')
+                    || first.contains(':')
+                    || first.starts_with('[')
+                    || first == "localhost" =>
             {
                 (first.to_string(), rest.to_string())
             }
@@ -100,16 +103,28 @@ impl ImageRef {
 }
 
 fn validate_host(host: &str) -> Result<(), String> {
+    if let Some(rest) = host.strip_prefix('[') {
+        // An IPv6 literal, as in a URL: `[::1]` or `[::1]:5000`.
+        let Some((addr, after)) = rest.split_once(']') else {
+            return Err(format!("has an unclosed `[` in `{host}`"));
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("has an invalid IPv6 address `{addr}`"));
+        }
+        return match after {
+            "" => Ok(()),
+            _ => match after.strip_prefix(':') {
+                Some(port) => valid_port(port),
+                None => Err(format!("has `{after}` after `[{addr}]`")),
+            },
+        };
+    }
     let (name, port) = match host.rsplit_once(':') {
         Some((name, port)) => (name, Some(port)),
         None => (host, None),
     };
     if let Some(port) = port {
-        // `u16::from_str` also takes a leading `+`, which is no URL port.
-        if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().map_or(true, |p| p == 0)
-        {
-            return Err(format!("has an invalid port `{port}`"));
-        }
+        valid_port(port)?;
     }
     let ok = !name.is_empty()
         && name.split('.').all(|label| {
@@ -123,6 +138,14 @@ fn validate_host(host: &str) -> Result<(), String> {
     } else {
         Err(format!("has an invalid registry host `{name}`"))
     }
+}
+
+fn valid_port(port: &str) -> Result<(), String> {
+    // `u16::from_str` also takes a leading `+`, which is no URL port.
+    if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("has an invalid port `{port}`"));
+    }
+    Ok(())
 }
 
 fn is_path_component(component: &str) -> bool {
@@ -288,6 +311,29 @@ mod tests {
         ] {
             let e = ImageRef::parse(bad).unwrap_err();
             assert!(e.to_string().contains(&format!("`{bad}`")), "{e}");
+        }
+    }
+
+    /// Issue 14, finding 8: `[::1]:5000/acme/app` was refused although
+    /// `::1` is loopback everywhere else.
+    #[test]
+    fn ipv6_literal_hosts() {
+        for (input, host) in [
+            ("[::1]:5000/acme/app", "[::1]:5000"),
+            ("[::1]/acme/app", "[::1]"),
+            ("[fd00::1:2]:443/acme/app", "[fd00::1:2]:443"),
+        ] {
+            let r = ImageRef::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!((r.registry(), r.path()), (host, "acme/app"));
+            assert_eq!(r.to_string(), input);
+        }
+        for bad in [
+            "[::1/acme/app",
+            "[nope]:5000/acme/app",
+            "[::1]x/acme/app",
+            "[::1]:0/acme/app",
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }
     }
 
