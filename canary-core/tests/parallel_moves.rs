@@ -173,7 +173,7 @@ fn a_manual_promotion_moves_every_image_together_reading_staging_once() {
 fn a_rollback_moves_every_image_together_reading_staging_once() {
     let memory = seeded(3);
     let registry = Arc::new(Rendezvous::new(memory.clone()));
-    let report = block_on(promoter(registry.clone()).rollback(&release(3, OLD_SHA)));
+    let report = block_on(promoter(registry.clone()).rollback(&release(3, SHA)));
     assert_eq!(report.outcome, Outcome::RolledBack, "{}", report.reason);
     assert_eq!(memory.calls().len(), 12, "{:#?}", memory.calls());
     assert_eq!(staging_reads(&memory, Op::Get), 3);
@@ -228,4 +228,35 @@ fn a_failed_move_among_parallel_ones_is_compensated_all_or_nothing() {
     for (i, before) in before.iter().enumerate() {
         assert_eq!(&memory.tag_digest(&image(i), &tag("latest")), before);
     }
+}
+
+/// Issue 14, finding 9: moving `latest` to the digest it already has
+/// reported "moved" and wrote it again. It is left alone, verified, and
+/// reported `unchanged`.
+#[test]
+fn an_image_already_on_the_release_is_not_written_again() {
+    let memory = seeded(2);
+    // Image 0's latest is already the new release.
+    let new0 = memory
+        .manifest(
+            &image(0),
+            &memory
+                .tag_digest(&image(0), &tag(&format!("staging-{SHA}")))
+                .unwrap(),
+        )
+        .unwrap();
+    memory.push(&image(0), &tag("latest"), new0);
+    let registry = Arc::new(Rendezvous::new(memory.clone()));
+    let report = block_on(promoter(registry).promote_manual(&release(2, SHA), "hotfix"));
+    assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
+    let puts: Vec<String> = memory
+        .calls()
+        .iter()
+        .filter(|c| c.op == Op::Put)
+        .map(|c| c.image.to_string())
+        .collect();
+    assert_eq!(puts, [image(1).to_string()], "only image 1 needed a write");
+    assert_eq!(report.images[0].status, ImageStatus::Unchanged);
+    assert_eq!(report.images[1].status, ImageStatus::Moved);
+    assert_eq!(report.images[0].after, report.images[0].staging_digest);
 }

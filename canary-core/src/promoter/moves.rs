@@ -98,10 +98,24 @@ impl Promoter {
         }
         // Once one write fails (or a signal arrives) no further write
         // starts; every write that started is compensated.
+        // An image whose promoted tag already holds the release (as read
+        // right before the move) is not written again; the read-back below
+        // still verifies it.
+        let already: Vec<bool> = run
+            .report
+            .images
+            .iter()
+            .zip(&written)
+            .map(|(entry, m)| entry.before.as_ref() == Some(m.digest()))
+            .collect();
         let stop = AtomicBool::new(false);
         let puts = per_image(images.len(), |i| {
             let (image, promoted, manifest, stop) = (&images[i], &promoted, &written[i], &stop);
+            let already = already[i];
             async move {
+                if already {
+                    return Some(Ok(()));
+                }
                 if stop.load(Ordering::SeqCst) || self.interrupt.is_raised() {
                     return None;
                 }
@@ -117,7 +131,9 @@ impl Promoter {
         for (i, put) in puts.into_iter().enumerate() {
             match put {
                 Some(put) => {
-                    run.written[i] = Some(written[i].digest().clone());
+                    if !already[i] {
+                        run.written[i] = Some(written[i].digest().clone());
+                    }
                     if let Err(e) = put {
                         failure.get_or_insert((i, e));
                     }
@@ -147,7 +163,11 @@ impl Promoter {
                     Ok(Some(d)) if &d == written[i].digest() => {
                         let entry = &mut run.report.images[i];
                         entry.after = Some(d);
-                        entry.status = ImageStatus::Moved;
+                        entry.status = if run.written[i].is_some() {
+                            ImageStatus::Moved
+                        } else {
+                            ImageStatus::Unchanged
+                        };
                     }
                     Ok(now) => {
                         // Another writer's digest this run is about to
@@ -195,8 +215,10 @@ impl Promoter {
                     })
                     .await;
                     for (k, put) in puts.into_iter().enumerate() {
+                        let i = pending[k];
+                        run.written[i] = Some(written[i].digest().clone());
                         if let Err(e) = put {
-                            return move_failed(run, pending[k], &e);
+                            return move_failed(run, i, &e);
                         }
                     }
                 }
