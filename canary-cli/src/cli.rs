@@ -176,6 +176,15 @@ pub(crate) struct SettingsArgs {
     #[arg(long, global = true, env = setting::CA_FILE.env, value_name = "FILE")]
     pub(crate) ca_file: Option<PathBuf>,
 
+    /// Timeout of one registry request [file: registry.timeout] [default: 30s]
+    #[arg(long, global = true, env = setting::REGISTRY_TIMEOUT.env, value_name = "DURATION")]
+    pub(crate) registry_timeout: Option<String>,
+
+    /// Attempts per registry request, the first included (1: no retries)
+    /// [file: registry.attempts] [default: 4]
+    #[arg(long, global = true, env = setting::REGISTRY_ATTEMPTS.env, value_name = "N")]
+    pub(crate) registry_attempts: Option<String>,
+
     /// Keep the release ledger in the registry: an intent record before
     /// every move, an outcome record after [file: ledger.enabled] [default: true]
     #[arg(long, global = true, env = setting::LEDGER.env, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -254,6 +263,8 @@ impl SettingsArgs {
             wait: self.wait.clone(),
             insecure: self.insecure.clone(),
             ca_file: self.ca_file.clone(),
+            registry_timeout: self.registry_timeout.clone(),
+            registry_attempts: self.registry_attempts.clone(),
             urls_file: self.urls_file.clone(),
             tokens_file: self.tokens_file.clone(),
             ledger: self.ledger.clone(),

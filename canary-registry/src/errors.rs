@@ -362,7 +362,7 @@ pub(crate) fn transport_error(
         (
             ErrorKind::Transient,
             "timed out",
-            format!("{registry} did not answer in time; retry, or raise the timeout"),
+            format!("{registry} did not answer in time; retry, or raise the timeout ([registry] timeout, --registry-timeout, CANARY_REGISTRY_TIMEOUT)"),
         )
     } else if lower.contains("certificate") || lower.contains("unknownissuer") {
         (

@@ -12,7 +12,7 @@ use canary_core::{
 };
 use canary_http::SystemClock;
 use canary_ledger::{OciLedger, SigningKey};
-use canary_registry::{Credentials, OciRegistry, RegistryOptions};
+use canary_registry::{Credentials, OciRegistry, RegistryOptions, RetryPolicy};
 use canary_smoke::{HttpOptions, HttpSuite, ProbeConfig, Suite};
 
 use crate::env::Env;
@@ -626,6 +626,11 @@ impl Gate {
             insecure: self.settings.insecure.value.clone(),
             ca_file: self.settings.ca_file.value.clone(),
             credentials: Credentials::from_env(self.env.as_fn())?,
+            timeout: self.settings.registry_timeout.value,
+            retry: RetryPolicy {
+                max_attempts: self.settings.registry_attempts.value,
+                ..RetryPolicy::default()
+            },
             ..RegistryOptions::default()
         })
     }

@@ -109,6 +109,10 @@ pub struct Settings {
     pub insecure: Sourced<Vec<String>>,
     /// Extra CA bundle for registries and tenants.
     pub ca_file: Sourced<Option<PathBuf>>,
+    /// Timeout of one registry request.
+    pub registry_timeout: Sourced<Duration>,
+    /// Attempts per registry request, the first included.
+    pub registry_attempts: Sourced<u32>,
     /// The release ledger.
     pub ledger: LedgerSettings,
     /// How `canary guard` watches production.
@@ -154,6 +158,10 @@ pub struct Overrides {
     pub insecure: Vec<String>,
     /// Extra CA bundle.
     pub ca_file: Option<PathBuf>,
+    /// Timeout of one registry request (a duration).
+    pub registry_timeout: Option<String>,
+    /// Attempts per registry request (a number).
+    pub registry_attempts: Option<String>,
     /// A file holding the tenant URLs (instead of the variable).
     pub urls_file: Option<PathBuf>,
     /// A file holding the tenant tokens (instead of the variable).
@@ -221,6 +229,8 @@ settings! {
     WAIT = ("wait", "wait", "CANARY_WAIT");
     INSECURE = ("insecure", "insecure-registry", "CANARY_INSECURE_REGISTRIES");
     CA_FILE = ("ca_file", "ca-file", "CANARY_CA_FILE");
+    REGISTRY_TIMEOUT = ("registry_timeout", "registry-timeout", "CANARY_REGISTRY_TIMEOUT");
+    REGISTRY_ATTEMPTS = ("registry_attempts", "registry-attempts", "CANARY_REGISTRY_ATTEMPTS");
     URLS_FILE = ("urls_file", "urls-file", "CANARY_TENANT_URLS_FILE");
     TOKENS_FILE = ("tokens_file", "tokens-file", "CANARY_TENANT_TOKENS_FILE");
     LEDGER = ("ledger", "ledger", "CANARY_LEDGER");
@@ -721,6 +731,38 @@ impl Settings {
                 other => Ok(other),
             },
         )?;
+        let registry_timeout = r.pick(
+            args.registry_timeout.clone(),
+            setting::REGISTRY_TIMEOUT,
+            || r.env_value(setting::REGISTRY_TIMEOUT),
+            file.registry.timeout,
+            "registry.timeout",
+            "30s".to_string(),
+            |raw, source| match duration(&raw, source, "registry timeout")? {
+                d if d.is_zero() => Err(UsageError::new(
+                    named(source, &format!("registry timeout `{raw}`")),
+                    "is zero",
+                    "write how long one registry request may take, e.g. 30s",
+                )),
+                d => Ok(d),
+            },
+        )?;
+        let registry_attempts = r.pick(
+            args.registry_attempts.clone(),
+            setting::REGISTRY_ATTEMPTS,
+            || r.env_value(setting::REGISTRY_ATTEMPTS),
+            file.registry.attempts.map(|n| n.to_string()),
+            "registry.attempts",
+            "4".to_string(),
+            |raw, source| match raw.trim().parse::<u32>() {
+                Ok(n) if (1..=10).contains(&n) => Ok(n),
+                _ => Err(UsageError::new(
+                    named(source, &format!("registry attempts `{raw}`")),
+                    "is not a number from 1 to 10",
+                    "write how many times one registry request is tried, e.g. 4 (1: no retries)",
+                )),
+            },
+        )?;
         let ledger = LedgerSettings::resolve(&r, file.ledger)?;
         let base = config_file
             .as_deref()
@@ -747,6 +789,8 @@ impl Settings {
             probe_json_path,
             insecure,
             ca_file,
+            registry_timeout,
+            registry_attempts,
             ledger,
             guard,
             notify,

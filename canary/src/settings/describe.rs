@@ -124,6 +124,49 @@ impl Settings {
                 .map_or_else(String::new, |p| p.display().to_string()),
             &self.ca_file.source,
         );
+        row(
+            "registry.timeout",
+            humantime::format_duration(self.registry_timeout.value).to_string(),
+            &self.registry_timeout.source,
+        );
+        row(
+            "registry.attempts",
+            self.registry_attempts.value.to_string(),
+            &self.registry_attempts.source,
+        );
+        let g = &self.guard;
+        row(
+            "guard.urls_env",
+            g.urls_env.value.clone(),
+            &g.urls_env.source,
+        );
+        row(
+            "guard.tokens_env",
+            g.tokens_env.value.clone(),
+            &g.tokens_env.source,
+        );
+        row(
+            "guard.sample",
+            g.sample
+                .value
+                .map_or_else(|| "all".to_string(), |n| n.to_string()),
+            &g.sample.source,
+        );
+        row(
+            "guard.bake",
+            humantime::format_duration(g.bake.value).to_string(),
+            &g.bake.source,
+        );
+        row(
+            "guard.interval",
+            humantime::format_duration(g.interval.value).to_string(),
+            &g.interval.source,
+        );
+        row(
+            "guard.failures_to_revert",
+            g.failures_to_revert.value.to_string(),
+            &g.failures_to_revert.source,
+        );
         let l = &self.ledger;
         row(
             "ledger.enabled",

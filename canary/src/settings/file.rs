@@ -101,6 +101,8 @@ pub(crate) struct RolloutSection {
 pub(crate) struct RegistrySection {
     pub(crate) insecure: Option<Vec<String>>,
     pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) attempts: Option<u32>,
 }
 
 /// Reads the config file: `explicit` (must exist) or `./canary.toml` (if
