@@ -364,6 +364,14 @@ pub(crate) fn transport_error(
             "timed out",
             format!("{registry} did not answer in time; retry, or raise the timeout ([registry] timeout, --registry-timeout, CANARY_REGISTRY_TIMEOUT)"),
         )
+    } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        (
+            ErrorKind::Other,
+            "TLS certificate does not name the host",
+            format!(
+                "the certificate of {registry} does not name `{registry}` (its trust is not the                  problem): reach the registry by a name the certificate was issued for, or                  reissue it with this name in its subjectAltName"
+            ),
+        )
     } else if lower.contains("certificate") || lower.contains("unknownissuer") {
         (
             ErrorKind::Other,

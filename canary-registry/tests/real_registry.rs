@@ -292,6 +292,44 @@ async fn tls_without_the_ca_is_refused_with_a_hint() {
     assert!(err.hint().unwrap().contains("ca_file"), "{:?}", err.hint());
 }
 
+/// Issue 14, finding 6: a certificate that does not name the host got the
+/// hint "not signed by a trusted CA: pass the CA" although the CA was
+/// passed. The registry's certificate names 127.0.0.1 and localhost; reach
+/// it as 127.0.0.2 (a TCP relay on that loopback address).
+#[tokio::test]
+async fn a_certificate_for_another_name_says_so_not_untrusted_ca() {
+    let reg = RealRegistry::tls();
+    let upstream = reg.host();
+    let relay = tokio::net::TcpListener::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
+    let port = relay.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = relay.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let client = OciRegistry::new(RegistryOptions {
+        ca_file: reg.ca_path(),
+        retry: RetryPolicy::none(),
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let image = ImageRef::parse(&format!("127.0.0.2:{port}/acme/x")).unwrap();
+    let err = client
+        .head_manifest(&image, &Reference::Tag(tag("latest")))
+        .await
+        .unwrap_err();
+    task.abort();
+    let hint = err.hint().unwrap_or_default().to_string();
+    assert!(err.chain().contains("does not name"), "{}", err.chain());
+    assert!(hint.contains("127.0.0.2"), "{hint}");
+    assert!(!hint.contains("pass the CA"), "{hint}");
+}
+
 #[tokio::test]
 async fn basic_auth_with_a_wrong_password_never_shows_it() {
     let reg = RealRegistry::basic();
