@@ -261,9 +261,10 @@ fn config_keys(registry: &str) -> Vec<String> {
     }
 }
 
-/// A missing or unreadable config means "no credential here"; a credential
-/// helper that runs and fails is an error (its output is not repeated: it
-/// may hold a secret).
+/// A missing or unreadable config means "no credential here". A config that
+/// is not JSON, a helper that cannot be run, and a helper that runs and
+/// fails are errors naming the file or the helper, as docker's own are (a
+/// helper's output is not repeated: it may hold a secret).
 fn from_docker_config(path: &PathBuf, registry: &str) -> Result<Option<Credential>, String> {
     let Ok(text) = fs::read(path) else {
         return Ok(None);
@@ -293,20 +294,39 @@ fn from_docker_config(path: &PathBuf, registry: &str) -> Result<Option<Credentia
                 ));
             }
             Err(CredentialRetrievalError::HelperCommunicationError) => {
-                tracing::warn!(
-                    config = %path.display(),
-                    key,
-                    "docker credential helper could not be run; trying the next source"
-                );
+                // As docker does: a configured helper that cannot be run is
+                // an error, not silently anonymous.
+                return Err(format!(
+                    "docker credential helper `docker-credential-{}` (named in {}) could not be run: is it installed and on PATH?",
+                    helper_for(&text, &key).unwrap_or_else(|| "?".to_string()),
+                    path.display()
+                ));
             }
             Err(CredentialRetrievalError::ConfigReadError) => {
-                tracing::warn!(config = %path.display(), "docker config is not valid JSON; ignored");
-                return Ok(None);
+                let why = serde_json::from_slice::<serde_json::Value>(&text)
+                    .err()
+                    .map_or_else(String::new, |e| format!(" ({e})"));
+                return Err(format!(
+                    "docker config {} is not valid JSON{why}",
+                    path.display()
+                ));
             }
             Err(_) => {}
         }
     }
     Ok(None)
+}
+
+/// The helper a docker config names for `key`: its `credHelpers` entry,
+/// else its `credsStore`.
+fn helper_for(text: &[u8], key: &str) -> Option<String> {
+    let config: serde_json::Value = serde_json::from_slice(text).ok()?;
+    config
+        .get("credHelpers")
+        .and_then(|h| h.get(key))
+        .or_else(|| config.get("credsStore"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -418,12 +438,14 @@ mod tests {
     }
 
     #[test]
-    fn home_is_the_fallback_and_a_broken_config_is_ignored() {
+    fn home_is_the_fallback_and_a_broken_config_is_named() {
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir(home.path().join(".docker")).unwrap();
         std::fs::write(home.path().join(".docker/config.json"), "not json").unwrap();
         let c = Credentials::from_env(env(&[("HOME", home.path().to_str().unwrap())])).unwrap();
-        assert_eq!(c.resolve("ghcr.io").unwrap(), None);
         assert!(format!("{c:?}").contains(".docker/config.json"));
+        // Ignoring it left "none were found" as the only clue (issue 14).
+        let e = c.resolve("ghcr.io").unwrap_err();
+        assert!(e.contains(".docker/config.json is not valid JSON"), "{e}");
     }
 }

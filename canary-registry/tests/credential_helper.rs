@@ -116,5 +116,46 @@ async fn cred_helpers_and_creds_store_are_used_and_failures_do_not_leak() {
         err.chain()
     );
     assert!(!format!("{}{err:?}", err.chain()).contains(HELPER_SECRET));
+
+    // Issue 14, finding 7: a credsStore whose helper is not installed, and
+    // a config that is not JSON, surfaced as "requires credentials … none
+    // were found". Each is named.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::json!({"credsStore": "canarymissing"}).to_string(),
+    )
+    .unwrap();
+    let client = OciRegistry::new(RegistryOptions {
+        credentials: Credentials::docker_config(dir.path().join("config.json")),
+        retry: RetryPolicy::none(),
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let err = client.head_manifest(&image, &reference).await.unwrap_err();
+    assert!(
+        err.message().contains("docker-credential-canarymissing")
+            && err.message().contains("could not be run"),
+        "{}",
+        err.chain()
+    );
+    std::fs::write(
+        dir.path().join("config.json"),
+        "{\n  \"auths\": {\n    \"x\": {\"auth\": \"abc\"},\n  }\n}\n",
+    )
+    .unwrap();
+    let client = OciRegistry::new(RegistryOptions {
+        credentials: Credentials::docker_config(dir.path().join("config.json")),
+        retry: RetryPolicy::none(),
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let err = client.head_manifest(&image, &reference).await.unwrap_err();
+    assert!(
+        err.message().contains("config.json") && err.message().contains("is not valid JSON"),
+        "{}",
+        err.chain()
+    );
+    assert!(err.message().contains("line 4"), "{}", err.chain());
     std::env::set_var("PATH", old_path);
 }

@@ -300,7 +300,9 @@ async fn tls_without_the_ca_is_refused_with_a_hint() {
 async fn a_certificate_for_another_name_says_so_not_untrusted_ca() {
     let reg = RealRegistry::tls();
     let upstream = reg.host();
-    let relay = tokio::net::TcpListener::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
+    let relay = tokio::net::TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2");
     let port = relay.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
         while let Ok((mut inbound, _)) = relay.accept().await {
