@@ -394,6 +394,17 @@ pub(crate) fn transport_error(
                  on a network you trust, list it under `[registry] insecure`"
             ),
         )
+    } else if error.is_redirect() {
+        // A loop, or a downgrade to plain HTTP: asking again changes
+        // nothing.
+        (
+            ErrorKind::Protocol,
+            "redirect refused",
+            format!(
+                "{registry} (or a proxy in front of it) sends canary round in redirects: check \
+                 the registry's and the proxy's base URL settings"
+            ),
+        )
     } else if error.is_connect() {
         (
             ErrorKind::Transient,

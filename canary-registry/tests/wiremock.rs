@@ -1092,3 +1092,47 @@ async fn bad_input_is_refused_before_any_request() {
     drop(client);
     server.verify().await;
 }
+
+/// Issue 14, finding 9: a redirect loop was reported as a broken
+/// connection after 21 requests (retried as if transient). It is a
+/// protocol error, said so, after the 5 redirects canary follows.
+#[tokio::test]
+async fn a_redirect_loop_is_named_and_not_retried() {
+    let s = Setup::new().await;
+    s.open_ping().await;
+    let loop_path = "/v2/acme/app/manifests/latest";
+    Mock::given(method("HEAD"))
+        .and(path(loop_path))
+        .respond_with(ResponseTemplate::new(307).insert_header(
+            "Location",
+            format!("{}{loop_path}", s.server.uri()).as_str(),
+        ))
+        .expect(5)
+        .named("redirect loop")
+        .mount(&s.server)
+        .await;
+    let client = s.client(Credentials::anonymous());
+    let err = client
+        .head_manifest(
+            &s.image("acme/app"),
+            &Reference::Tag(Tag::parse("latest").unwrap()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{}", err.chain());
+    assert!(
+        err.chain().contains("too many redirects"),
+        "{}",
+        err.chain()
+    );
+    assert!(
+        err.hint().unwrap_or_default().contains("redirect"),
+        "{:?}",
+        err.hint()
+    );
+    assert!(
+        s.clock.sleeps().is_empty(),
+        "retried: {:?}",
+        s.clock.sleeps()
+    );
+}
