@@ -324,6 +324,40 @@ fn failed_restore_is_inconsistent_and_reports_the_truth() {
     assert!(report.error.is_some());
 }
 
+/// Issue 14, finding 9: in an `inconsistent` run, the image whose restore
+/// failed had no progress line; an operator watching the log saw one image
+/// fewer than the report. Every image the run wrote gets its line.
+#[test]
+fn an_inconsistent_run_shows_a_line_for_every_image_it_wrote() {
+    #[derive(Default)]
+    struct Lines(std::sync::Mutex<Vec<(String, ImageStatus)>>);
+    impl Observer for Lines {
+        fn image(&self, image: &ImageReport) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((image.image.to_string(), image.status));
+        }
+    }
+    let r = seeded(3);
+    r.fail_nth(Op::Put, 3, ErrorKind::Transient, FaultTiming::Before);
+    r.fail_nth(Op::Put, 4, ErrorKind::Denied, FaultTiming::Before);
+    let lines = Arc::new(Lines::default());
+    let p = promoter(&r, fleet(1), ScriptedSuite::new()).with_observer(lines.clone());
+    let report = verify(&p, 3);
+    assert_eq!(report.outcome, Outcome::Inconsistent, "{}", report.reason);
+    let shown = lines.0.lock().unwrap().clone();
+    for i in 0..2 {
+        let name = image(i).to_string();
+        let status = shown
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| *s)
+            .unwrap_or_else(|| panic!("no line for {name}: {shown:?}"));
+        assert_eq!(status, report.images[i].status, "{name}");
+    }
+}
+
 #[test]
 fn first_promotion_without_previous_latest() {
     let r = MemoryRegistry::new();

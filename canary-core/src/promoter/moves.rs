@@ -264,12 +264,8 @@ impl Promoter {
         })
         .await;
         for (entry, fate) in run.report.images.iter_mut().zip(&fates) {
-            if matches!(fate, Fate::Untouched) {
-                continue;
-            }
-            fate.record(entry, &promoted);
-            if !fate.failed() {
-                self.observer.image(entry);
+            if !matches!(fate, Fate::Untouched) {
+                fate.record(entry, &promoted);
             }
         }
         let truths = if Compensation::needs_truth(&fates) {
@@ -291,6 +287,13 @@ impl Promoter {
         } else {
             None
         };
+        // One line per image the run wrote, once where it is is known
+        // (after the last read when a restore failed).
+        for (entry, fate) in run.report.images.iter().zip(&fates) {
+            if !matches!(fate, Fate::Untouched) {
+                self.observer.image(entry);
+            }
+        }
         let compensation = Compensation::new(fates, truths, &befores);
         let event = compensation.settlement.event();
         run.story.compensation = Some(compensation);
