@@ -349,11 +349,10 @@ fn an_inconsistent_run_shows_a_line_for_every_image_it_wrote() {
     let shown = lines.0.lock().unwrap().clone();
     for i in 0..2 {
         let name = image(i).to_string();
-        let status = shown
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, s)| *s)
-            .unwrap_or_else(|| panic!("no line for {name}: {shown:?}"));
+        let Some((_, status)) = shown.iter().find(|(n, _)| *n == name) else {
+            panic!("no line for {name}: {shown:?}");
+        };
+        let status = *status;
         assert_eq!(status, report.images[i].status, "{name}");
     }
 }
