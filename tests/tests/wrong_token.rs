@@ -22,7 +22,15 @@ async fn a_wrong_token_is_named_at_once_not_after_the_rollout_deadline() {
     );
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("refused canary's token"), "{}", r.stdout);
-    assert!(r.stdout.contains("not a rollout in progress"), "{}", r.stdout);
-    assert!(!r.stdout.contains("wrong-token-"), "a token printed: {}", r.stdout);
+    assert!(
+        r.stdout.contains("not a rollout in progress"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("wrong-token-"),
+        "a token printed: {}",
+        r.stdout
+    );
     assert_eq!(world.latest(), world.staging(canary_e2e::OLD));
 }
