@@ -171,7 +171,14 @@ async fn execute(
         cli.command,
         Cmd::Verify { .. } | Cmd::Smoke { .. } | Cmd::Status { .. } | Cmd::Guard { .. }
     ) {
-        check_open_files(gate.settings().concurrency.value)?;
+        let wanted = gate.settings().concurrency.value;
+        if let Some(allowed) = tenants_at_once(wanted)? {
+            eprintln!(
+                "canary: the open-files limit allows {allowed} tenants at once; checking {allowed} instead of {wanted} (raise it with `ulimit -n {}` for more)",
+                (2 * wanted as u64 + OTHER_FILES).next_power_of_two()
+            );
+            gate = gate.cap_concurrency(allowed);
+        }
     }
     match cli.command {
         Cmd::Config => {
@@ -338,28 +345,35 @@ async fn execute(
 /// connections, report files, the runtime's own.
 const OTHER_FILES: u64 = 64;
 
+/// The fewest tenants at once worth running a fleet with.
+const MIN_TENANTS_AT_ONCE: u64 = 16;
+
 /// Each tenant in flight holds a socket or two (its connections close when
-/// its suite ends). With the open-files limit below what the concurrency
-/// needs even after raising the soft limit to the hard one (`main`), the
-/// run would fail tenants with "Too many open files" far from the cause:
-/// refuse it here, naming the limit and both fixes.
-fn check_open_files(concurrency: usize) -> Result<(), UsageError> {
+/// its suite ends). When the open-files limit, even after raising the soft
+/// limit to the hard one (`main`), cannot hold `concurrency` tenants at
+/// once, the run checks as many as it can hold (`Some(n)`), rather than
+/// fail tenants with "Too many open files" far from the cause. Below
+/// [`MIN_TENANTS_AT_ONCE`] it refuses, naming the limit and the fix.
+fn tenants_at_once(concurrency: usize) -> Result<Option<usize>, UsageError> {
     let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
-        return Ok(());
+        return Ok(None);
     };
     let needed = 2 * concurrency as u64 + OTHER_FILES;
     if soft >= needed {
-        return Ok(());
+        return Ok(None);
     }
-    Err(UsageError::new(
-        "the open-files limit",
-        format!("is {soft}, and checking {concurrency} tenants at once needs about {needed}"),
-        format!(
-            "raise it (`ulimit -n {}`) or check fewer tenants at once (--concurrency {})",
-            needed.next_power_of_two(),
-            (soft.saturating_sub(OTHER_FILES) / 2).max(1)
-        ),
-    ))
+    let allowed = soft.saturating_sub(OTHER_FILES) / 2;
+    if allowed < MIN_TENANTS_AT_ONCE {
+        return Err(UsageError::new(
+            "the open-files limit",
+            format!(
+                "is {soft}: too low to check even {MIN_TENANTS_AT_ONCE} tenants at once (that needs about {})",
+                2 * MIN_TENANTS_AT_ONCE + OTHER_FILES
+            ),
+            format!("raise it (`ulimit -n {}`)", needed.next_power_of_two()),
+        ));
+    }
+    Ok(Some(usize::try_from(allowed).unwrap_or(usize::MAX)))
 }
 
 /// The report file of `canary postmortem` is its `--report` flag.

@@ -125,7 +125,8 @@ pub(crate) struct SettingsArgs {
     #[arg(long, global = true, env = setting::SUITE_FILE.env, value_name = "FILE")]
     pub(crate) suite_file: Option<PathBuf>,
 
-    /// Tenants checked at once [file: suite.concurrency] [default: 256]
+    /// Tenants checked at once (lowered to what the open-files limit holds)
+    /// [file: suite.concurrency] [default: 1024]
     #[arg(long, global = true, env = setting::CONCURRENCY.env, value_name = "N")]
     pub(crate) concurrency: Option<String>,
 

@@ -82,6 +82,12 @@ pub enum Rollout {
     },
 }
 
+/// Tenants checked (or probed) at once unless set: with each tenant's
+/// connections released when it is done it holds a socket or two, so a
+/// fleet of 1,000 takes one round of answers, not four. A face lowers it to
+/// what its process's open-files limit holds.
+pub const DEFAULT_CONCURRENCY: usize = 1024;
+
 /// The promoter's policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -115,7 +121,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             on_empty_fleet: EmptyFleet::Skip,
-            concurrency: 256,
+            concurrency: DEFAULT_CONCURRENCY,
             rollout: Rollout::Immediate,
         }
     }

@@ -151,6 +151,15 @@ impl Gate {
         self
     }
 
+    /// Checks (and probes) at most `max` tenants at once, whatever the
+    /// settings say: what the process's open-files limit allows.
+    #[must_use]
+    pub fn cap_concurrency(mut self, max: usize) -> Self {
+        let c = &mut self.settings.concurrency.value;
+        *c = (*c).min(max.max(1));
+        self
+    }
+
     /// The resolved settings.
     pub fn settings(&self) -> &Settings {
         &self.settings

@@ -211,6 +211,8 @@ macro_rules! settings {
     };
 }
 
+pub use canary_core::promoter::DEFAULT_CONCURRENCY;
+
 settings! {
     CONFIG = ("config", "config", "CANARY_CONFIG");
     IMAGES = ("images", "image", "CANARY_IMAGES");
@@ -591,7 +593,7 @@ impl Settings {
             || r.env_value(setting::CONCURRENCY),
             file.suite.concurrency.map(|n| n.to_string()),
             "suite.concurrency",
-            "256".to_string(),
+            DEFAULT_CONCURRENCY.to_string(),
             |raw, source| match raw.trim().parse::<usize>() {
                 Ok(n) if (1..=10_000).contains(&n) => Ok(n),
                 _ => Err(UsageError::new(

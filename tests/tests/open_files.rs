@@ -129,21 +129,29 @@ async fn a_fleet_five_times_the_hard_open_files_limit_passes() {
 }
 
 /// A limit too low for the concurrency even after raising the soft limit:
-/// one clear error naming the limit and both fixes, exit 2, no tenant run.
+/// canary checks as many tenants at once as the limit holds, and says so.
+/// Below 16 it refuses, naming the limit and the fix, before any request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_limit_too_low_for_the_concurrency_is_refused_with_the_fix() {
-    let tenants = healthy(2).await;
+async fn a_limit_too_low_for_the_concurrency_lowers_it_or_is_refused() {
+    let tenants = healthy(40).await;
     let out = smoke_under_limit(&tenants, 128, "--concurrency 256").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr
+            .contains("the open-files limit allows 32 tenants at once; checking 32 instead of 256"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("outcome: passed"), "{stdout}");
+    let served: Vec<u64> = tenants.iter().map(TenantServer::requests).collect();
+    let out = smoke_under_limit(&tenants, 80, "").await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(
-            "the open-files limit is 128, and checking 256 tenants at once needs about 576"
-        ),
+        stderr.contains("the open-files limit is 80: too low to check even 16 tenants at once"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("ulimit -n 1024") && stderr.contains("--concurrency 32"),
-        "{stderr}"
-    );
+    let after: Vec<u64> = tenants.iter().map(TenantServer::requests).collect();
+    assert_eq!(after, served, "a refused run made a request");
 }
