@@ -220,7 +220,7 @@ async fn guarded(
         url_env: "DEMO_HOOK_URL".into(),
         secret_env: Some("DEMO_HOOK_SECRET".into()),
         format: NotifyFormat::Json,
-        on: canary::settings::DEFAULT_ON.to_vec(),
+        on: canary::settings::default_on(),
     }];
     let gate = Gate::new(settings, env).with_observer(Arc::new(Progress::new(quiet)));
     let production = async {

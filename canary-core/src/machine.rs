@@ -166,6 +166,22 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order the documentation lists them.
+    pub const ALL: [Outcome; 12] = [
+        Self::Promoted,
+        Self::RolledBack,
+        Self::Passed,
+        Self::Skipped,
+        Self::Rejected,
+        Self::Inconclusive,
+        Self::Usage,
+        Self::Failed,
+        Self::Inconsistent,
+        Self::Repaired,
+        Self::Interrupted,
+        Self::Reverted,
+    ];
+
     /// The process exit code.
     pub fn exit_code(self) -> i32 {
         match self {

@@ -626,14 +626,7 @@ impl Promoter {
             },
             _ => Vec::new(),
         };
-        report.tenants = tenants
-            .iter()
-            .map(|t| TenantReport {
-                url: t.url().to_string(),
-                version: None,
-                checks: Vec::new(),
-            })
-            .collect();
+        report.tenants = unchecked(&tenants);
 
         let mut run = Run {
             plan: Plan { mode },
@@ -807,6 +800,18 @@ impl Promoter {
         self.check_ledger(run).await?;
         Ok(release)
     }
+}
+
+/// A report line for each tenant, nothing checked yet.
+fn unchecked(tenants: &[Tenant]) -> Vec<TenantReport> {
+    tenants
+        .iter()
+        .map(|t| TenantReport {
+            url: t.url().to_string(),
+            version: None,
+            checks: Vec::new(),
+        })
+        .collect()
 }
 
 /// How many images of a release are read or written at once: enough for

@@ -26,11 +26,7 @@ impl Env {
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        let map: HashMap<String, String> = vars
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        Self(Arc::new(move |name| map.get(name).cloned()))
+        Self::from_fn(|_| None).with(vars)
     }
 
     /// This environment with `vars` set on top (they win over its own).

@@ -170,10 +170,7 @@ impl Gate {
     pub async fn verify(&self, sha: &str, dry_run: bool) -> Result<PromotionReport, UsageError> {
         let notifier = self.notifier()?;
         let release = self.release(sha)?;
-        let fleet = self.fleet()?;
-        let tenants = fleet.tenants().await.unwrap_or_default();
-        self.policy().check_fleet(&tenants)?;
-        let promoter = self.promoter(&release, fleet).await?;
+        let promoter = self.fleet_promoter(&release).await?;
         let options = VerifyOptions {
             dry_run,
             run_id: self.next_run_id(),
@@ -194,10 +191,7 @@ impl Gate {
     ) -> Result<PromotionReport, UsageError> {
         let shard = Shard::parse(shard).map_err(|e| self.respell("shard", &e))?;
         let release = self.release(sha)?;
-        let fleet = self.fleet()?;
-        let tenants = fleet.tenants().await.unwrap_or_default();
-        self.policy().check_fleet(&tenants)?;
-        let promoter = self.promoter(&release, fleet).await?;
+        let promoter = self.fleet_promoter(&release).await?;
         let options = VerifyOptions {
             dry_run: true,
             run_id: self.next_run_id(),
@@ -235,10 +229,7 @@ impl Gate {
                 })?,
         };
         let release = self.release(&sha)?;
-        let fleet = self.fleet()?;
-        let tenants = fleet.tenants().await.unwrap_or_default();
-        self.policy().check_fleet(&tenants)?;
-        let promoter = self.promoter(&release, fleet).await?;
+        let promoter = self.fleet_promoter(&release).await?;
         let options = VerifyOptions {
             dry_run,
             run_id: self.next_run_id(),
@@ -397,6 +388,15 @@ impl Gate {
     ) -> Result<Promoter, UsageError> {
         let suite = self.suite()?;
         self.promoter_with(images, fleet, Arc::new(suite)).await
+    }
+
+    /// The promoter of a verify: the canary fleet read and checked against
+    /// the empty-fleet policy first.
+    async fn fleet_promoter(&self, release: &Release) -> Result<Promoter, UsageError> {
+        let fleet = self.fleet()?;
+        let tenants = fleet.tenants().await.unwrap_or_default();
+        self.policy().check_fleet(&tenants)?;
+        self.promoter(release, fleet).await
     }
 
     /// [`Gate::promoter_for`] with another suite (the guard's).

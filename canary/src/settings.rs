@@ -25,7 +25,7 @@ pub use guard::{
     sample, GuardSettings, DEFAULT_GUARD_SUITE, DEFAULT_PROD_TOKENS_ENV, DEFAULT_PROD_URLS_ENV,
 };
 pub use ledger::{LedgerSettings, DEFAULT_SIGNING_KEY_ENV};
-pub use notify::{NotifyFormat, NotifyTarget, DEFAULT_ON};
+pub use notify::{default_on, NotifyFormat, NotifyTarget};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,6 +333,23 @@ fn duration(raw: &str, source: &Source, what: &str) -> Result<Duration, UsageErr
     })
 }
 
+/// A [`duration`] that must not be zero (`fix` says what to write).
+fn positive_duration(
+    raw: &str,
+    source: &Source,
+    what: &str,
+    fix: &str,
+) -> Result<Duration, UsageError> {
+    match duration(raw, source, what)? {
+        d if d.is_zero() => Err(UsageError::new(
+            named(source, &format!("{what} `{raw}`")),
+            "is zero",
+            fix,
+        )),
+        d => Ok(d),
+    }
+}
+
 fn boolean(raw: &str, source: &Source, what: &str) -> Result<bool, UsageError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -611,13 +628,13 @@ impl Settings {
             file.suite.tenant_deadline,
             "suite.tenant_deadline",
             "5m".to_string(),
-            |raw, source| match duration(&raw, source, "tenant deadline")? {
-                d if d.is_zero() => Err(UsageError::new(
-                    named(source, &format!("tenant deadline `{raw}`")),
-                    "is zero: no tenant could be checked",
+            |raw, source| {
+                positive_duration(
+                    &raw,
+                    source,
+                    "tenant deadline",
                     "write how long one tenant's suite may take, e.g. 5m",
-                )),
-                d => Ok(d),
+                )
             },
         )?;
 
@@ -740,13 +757,13 @@ impl Settings {
             file.registry.timeout,
             "registry.timeout",
             "30s".to_string(),
-            |raw, source| match duration(&raw, source, "registry timeout")? {
-                d if d.is_zero() => Err(UsageError::new(
-                    named(source, &format!("registry timeout `{raw}`")),
-                    "is zero",
+            |raw, source| {
+                positive_duration(
+                    &raw,
+                    source,
+                    "registry timeout",
                     "write how long one registry request may take, e.g. 30s",
-                )),
-                d => Ok(d),
+                )
             },
         )?;
         let registry_attempts = r.pick(

@@ -196,7 +196,8 @@ pub(super) enum Probe {
     Interrupted,
 }
 
-fn fmt_duration(d: Duration) -> String {
+/// `6m`, `90s`, `500ms`: a duration as users write it.
+pub(super) fn fmt_duration(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 60 && s % 60 == 0 {
         format!("{}m", s / 60)

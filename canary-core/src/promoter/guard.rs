@@ -25,13 +25,11 @@ use std::time::Duration;
 use crate::clock::duration_ms;
 use crate::error::{Error, ErrorKind};
 use crate::machine::{Mode, Outcome};
-use crate::report::{
-    Command, GuardReport, GuardRound, ImageReport, ImageStatus, PromotionReport, TenantReport,
-};
+use crate::report::{Command, GuardReport, GuardRound, ImageReport, ImageStatus, PromotionReport};
 use crate::suite::RunContext;
 use crate::types::{Digest, GitSha, Release};
 
-use super::fleet::Probe;
+use super::fleet::{fmt_duration, Probe};
 use super::story::{verdict, Verdict};
 use super::{Evidence, Promoter, Rollout};
 
@@ -165,14 +163,7 @@ impl Promoter {
                 "no production tenant configured ([guard] urls_env); nothing watched, nothing moved".to_string(),
             ));
         }
-        report.tenants = tenants
-            .iter()
-            .map(|t| TenantReport {
-                url: t.url().to_string(),
-                version: None,
-                checks: Vec::new(),
-            })
-            .collect();
+        report.tenants = super::unchecked(&tenants);
         let mut versions = vec![None; tenants.len()];
         match self.policy.rollout {
             Rollout::Immediate => {}
@@ -294,7 +285,7 @@ impl Promoter {
         let quiet = report.guard.as_ref().map_or(0, |g| {
             g.rounds.iter().filter(|r| r.verdict != "passed").count()
         });
-        let bake = humanize(options.bake);
+        let bake = fmt_duration(options.bake);
         if quiet == 0 {
             report.set_outcome(
                 Outcome::Passed,
@@ -489,17 +480,6 @@ fn interrupted(when: &str) -> Stop {
         Outcome::Interrupted,
         format!("interrupted by a signal {when}; nothing moved"),
     )
-}
-
-fn humanize(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
-        format!("{}m", s / 60)
-    } else if s > 0 {
-        format!("{s}s")
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use canary_core::UsageError;
 
 use super::file::GuardSection;
-use super::{duration, named, setting, Resolver, Sourced, SuiteChoice};
+use super::{duration, named, positive_duration, setting, Resolver, Sourced, SuiteChoice};
 
 /// The default variable holding the production tenants' URLs.
 pub const DEFAULT_PROD_URLS_ENV: &str = "CANARY_PROD_URLS";
@@ -128,13 +128,13 @@ impl GuardSettings {
             file.interval,
             "guard.interval",
             "1m".to_string(),
-            |raw, source| match duration(&raw, source, "guard interval")? {
-                d if d.is_zero() => Err(UsageError::new(
-                    named(source, &format!("guard interval `{raw}`")),
-                    "is zero",
+            |raw, source| {
+                positive_duration(
+                    &raw,
+                    source,
+                    "guard interval",
                     "write the time between two rounds, e.g. 1m",
-                )),
-                d => Ok(d),
+                )
             },
         )?;
         let failures_to_revert = r.pick(

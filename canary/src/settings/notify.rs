@@ -28,35 +28,13 @@ pub struct NotifyTarget {
 }
 
 /// Every outcome but `usage` (bad input is the caller's to see, not a
-/// channel's): the default of `on`.
-pub const DEFAULT_ON: &[Outcome] = &[
-    Outcome::Promoted,
-    Outcome::RolledBack,
-    Outcome::Passed,
-    Outcome::Skipped,
-    Outcome::Rejected,
-    Outcome::Inconclusive,
-    Outcome::Failed,
-    Outcome::Inconsistent,
-    Outcome::Repaired,
-    Outcome::Interrupted,
-    Outcome::Reverted,
-];
-
-const ALL: &[Outcome] = &[
-    Outcome::Promoted,
-    Outcome::RolledBack,
-    Outcome::Passed,
-    Outcome::Skipped,
-    Outcome::Rejected,
-    Outcome::Inconclusive,
-    Outcome::Usage,
-    Outcome::Failed,
-    Outcome::Inconsistent,
-    Outcome::Repaired,
-    Outcome::Interrupted,
-    Outcome::Reverted,
-];
+/// channel's): what `on` is when left out.
+pub fn default_on() -> Vec<Outcome> {
+    Outcome::ALL
+        .into_iter()
+        .filter(|o| *o != Outcome::Usage)
+        .collect()
+}
 
 pub(super) fn resolve(
     file_name: &str,
@@ -101,17 +79,17 @@ pub(super) fn resolve(
                 }
             };
             let on = match s.on {
-                None => DEFAULT_ON.to_vec(),
+                None => default_on(),
                 Some(list) => list
                     .iter()
                     .map(|o| {
-                        ALL.iter().copied().find(|x| x.as_str() == o).ok_or_else(|| {
+                        Outcome::ALL.into_iter().find(|x| x.as_str() == o).ok_or_else(|| {
                             UsageError::new(
                                 format!("notify outcome `{o}` (file {})", at("on")),
                                 "is not an outcome",
                                 format!(
                                     "use any of: {}",
-                                    ALL.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", ")
+                                    Outcome::ALL.map(Outcome::as_str).join(", ")
                                 ),
                             )
                         })
