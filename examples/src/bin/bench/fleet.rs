@@ -322,7 +322,7 @@ pub(crate) async fn run(options: &Options) -> Section {
     let _ = writeln!(
         md,
         "{context} Every tenant adds {} ms per request; the built-in six-check \
-         `workspace-server` suite, default concurrency (256), the fleet from \
+         `workspace-server` suite, default concurrency ({}), the fleet from \
          `--urls-file`/`--tokens-file`. The tenants are served by separate processes \
          (a minimal HTTP/1.1 server on one thread, at most {PER_HOST} tenants each, one \
          port per tenant), so CPU time and peak memory are canary's alone (the tenants' CPU \
@@ -330,6 +330,7 @@ pub(crate) async fn run(options: &Options) -> Section {
          with canary. Wall and CPU: median of {rounds} runs (10,000: one \
          run); peak memory: the largest of them.\n",
         LATENCY.as_millis(),
+        canary_core::promoter::DEFAULT_CONCURRENCY,
     );
     md.push_str(
         "| tenants | canary smoke wall: median (min–max) | × one tenant | canary CPU time | canary peak memory (VmHWM) | outcome | tenants' CPU time | Hurl `--parallel --jobs 256` |\n\
