@@ -90,6 +90,43 @@ async fn execute(
     if let Cmd::Demo = cli.command {
         return Ok(crate::demo::run(cli.settings.quiet).await);
     }
+    // Generated from the command line's own definition: never out of date.
+    if let Cmd::Completions { shell } = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut command, "canary", &mut script);
+        write_stdout(&script);
+        return Ok(0);
+    }
+    if let Cmd::Man = &cli.command {
+        let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+        let mut page = Vec::new();
+        man.render(&mut page).map_err(|e| {
+            UsageError::new(
+                "canary man",
+                format!("cannot be rendered: {e}"),
+                "report this as a bug in canary",
+            )
+        })?;
+        for sub in <Cli as clap::CommandFactory>::command().get_subcommands() {
+            if sub.is_hide_set() {
+                continue;
+            }
+            page.extend_from_slice(format!(".SH \"canary {}\"\n", sub.get_name()).as_bytes());
+            clap_mangen::Man::new(sub.clone())
+                .render_description_section(&mut page)
+                .and_then(|()| clap_mangen::Man::new(sub.clone()).render_options_section(&mut page))
+                .map_err(|e| {
+                    UsageError::new(
+                        "canary man",
+                        format!("cannot be rendered: {e}"),
+                        "report this as a bug in canary",
+                    )
+                })?;
+        }
+        write_stdout(&page);
+        return Ok(0);
+    }
     if let Cmd::Postmortem { report } = &cli.command {
         let report = canary::read_report(report).map_err(|e| respell_report(&e))?;
         print!("{}", canary_report::postmortem(&report));
@@ -335,7 +372,9 @@ async fn execute(
             }
             Ok(status.exit_code())
         }
-        Cmd::Postmortem { .. } => unreachable!("handled above"),
+        Cmd::Postmortem { .. } | Cmd::Completions { .. } | Cmd::Man => {
+            unreachable!("handled above")
+        }
         #[cfg(feature = "demo")]
         Cmd::Demo => unreachable!("handled above"),
     }
@@ -374,6 +413,13 @@ fn tenants_at_once(concurrency: usize) -> Result<Option<usize>, UsageError> {
         ));
     }
     Ok(Some(usize::try_from(allowed).unwrap_or(usize::MAX)))
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`)
+/// is not an error.
+fn write_stdout(bytes: &[u8]) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(bytes);
 }
 
 /// The report file of `canary postmortem` is its `--report` flag.

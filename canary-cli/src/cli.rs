@@ -469,6 +469,15 @@ pub(crate) enum Cmd {
     },
     /// Show the effective settings and where each comes from
     Config,
+    /// Print a shell completion script (e.g. `canary completions bash >
+    /// /etc/bash_completion.d/canary`)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `canary man > canary.1`
+    Man,
     /// Run a green promotion, a red one and a rollback against an
     /// in-process registry and tenant fleet; needs nothing installed
     #[cfg(feature = "demo")]

@@ -215,12 +215,70 @@ fn help_texts() {
         "status",
         "postmortem",
         "config",
+        "completions",
+        "man",
         "demo",
     ] {
         let text = help(&[sub]);
         assert!(text.contains(&format!("Usage: canary {sub}")), "{text}");
         insta::assert_snapshot!(format!("help_{sub}"), text);
     }
+}
+
+/// Completions and the man page are generated from the command line's own
+/// definition, so every command is in them.
+#[test]
+fn completions_and_man_page_name_every_command() {
+    let commands = [
+        "verify",
+        "decide",
+        "guard",
+        "promote",
+        "rollback",
+        "repair",
+        "history",
+        "verify-record",
+        "smoke",
+        "status",
+        "postmortem",
+        "config",
+    ];
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::cargo_bin("canary")
+            .unwrap()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for c in commands {
+            assert!(text.contains(c), "{shell} completions lack {c}");
+        }
+    }
+    let out = Command::cargo_bin("canary")
+        .unwrap()
+        .arg("man")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH canary 1"), "{page}");
+    for c in commands {
+        assert!(
+            page.contains(&format!(".SH \"canary {c}\"")),
+            "man page lacks {c}"
+        );
+    }
+    let out = Command::cargo_bin("canary")
+        .unwrap()
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
 }
 
 #[test]
