@@ -134,6 +134,8 @@ pub trait Observer: Send + Sync {
     fn state(&self, _state: State) {}
     /// A rollout probe round ended: `converged` of `total` tenants run the sha.
     fn rollout(&self, _converged: usize, _total: usize) {}
+    /// The suite starts on `total` tenants.
+    fn checking(&self, _total: usize) {}
     /// A tenant finished its checks.
     fn tenant(&self, _tenant: &TenantReport) {}
     /// An image's promoted tag moved (or was restored).

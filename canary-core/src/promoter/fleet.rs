@@ -157,6 +157,7 @@ impl Promoter {
         context: &RunContext,
     ) -> Vec<TenantReport> {
         let observer = &*self.observer;
+        observer.checking(tenants.len());
         // Results are taken as they finish (a slow tenant holds one slot,
         // not the window behind it), then put back in fleet order.
         let mut done: Vec<(usize, TenantReport)> =
