@@ -118,7 +118,8 @@ def run(with_inputs):
                 'CANARY_INPUT_REGISTRY_PASSWORD CANARY_INPUT_GITHUB_TOKEN; do '
                 '[ -n "${!v:-}" ] && echo "env $v"; done\nexit 0\n')
     os.chmod(stub, 0o755)
-    env = {"PATH": os.environ["PATH"], "RUNNER_TEMP": "/rt", "HOME": tmp}
+    env = {"PATH": os.environ["PATH"], "RUNNER_TEMP": "/rt", "HOME": tmp,
+           "GITHUB_OUTPUT": f"{tmp}/outputs", "GITHUB_STEP_SUMMARY": f"{tmp}/summary"}
     for name, expr in env_names.items():
         if name == "CANARY_ROOT":
             env[name] = f"{tmp}/root"
@@ -137,7 +138,8 @@ def run(with_inputs):
         f.write(script)
     p = subprocess.run(["bash", "--noprofile", "--norc", "-e", "-o", "pipefail", f"{tmp}/script.sh"],
                        env=env, cwd=tmp, capture_output=True, text=True)
-    return p.returncode, p.stdout, os.listdir(tmp)
+    read = lambda name: open(f"{tmp}/{name}").read() if os.path.exists(f"{tmp}/{name}") else ""
+    return p.returncode, p.stdout, os.listdir(tmp), read("outputs"), read("summary")
 
 R = "[--report][/rt/canary-report.json]"
 cases = [
@@ -172,7 +174,11 @@ cases = [
     ({"sha": "4c1d56e", "github-token": "ghs_x"}, 0, "]\nenv GITHUB_TOKEN\n"),
 ]
 for given, code, expected in cases:
-    rc, out, files = run(given)
+    rc, out, files, outputs, summary = run(given)
+    # An input error the wrapper catches still says `usage` where a
+    # workflow looks: the outputs and the step summary.
+    if code == 2 and not ("outcome=usage" in outputs and "exit-code=2" in outputs and "usage" in summary):
+        problem(f"inputs {given}: a usage error left outputs {outputs!r} and summary {summary!r}")
     if rc != code or expected not in out:
         problem(f"inputs {given}: exit {rc} (want {code}), output {out!r} lacks {expected!r}")
     if "pwned" in files:
