@@ -260,3 +260,64 @@ fn an_image_already_on_the_release_is_not_written_again() {
     assert_eq!(report.images[1].status, ImageStatus::Moved);
     assert_eq!(report.images[0].after, report.images[0].staging_digest);
 }
+
+/// A registry whose HEADs of `latest` lie after the precheck (a digest of
+/// other bytes). Found by the fault matrix once the reads ran together: the
+/// lie became `before`, a failed move then read the same lie back and
+/// called the tag "put back" while it held the release.
+struct LyingHead {
+    inner: MemoryRegistry,
+    heads: AtomicUsize,
+}
+
+#[async_trait]
+impl Registry for LyingHead {
+    async fn get_manifest(&self, i: &ImageRef, r: &Reference) -> Result<Manifest, Error> {
+        self.inner.get_manifest(i, r).await
+    }
+    async fn head_manifest(&self, i: &ImageRef, r: &Reference) -> Result<Option<Digest>, Error> {
+        let n = self.heads.fetch_add(1, Ordering::SeqCst);
+        if n >= 4 && r.to_string() == "latest" {
+            return Ok(Some(Digest::sha256_of(b"not the digest you want")));
+        }
+        self.inner.head_manifest(i, r).await
+    }
+    async fn put_manifest(&self, i: &ImageRef, t: &Tag, m: &Manifest) -> Result<Digest, Error> {
+        self.inner.put_manifest(i, t, m).await
+    }
+    async fn list_tags(&self, i: &ImageRef) -> Result<Vec<Tag>, Error> {
+        self.inner.list_tags(i).await
+    }
+}
+
+#[test]
+fn a_latest_that_changed_during_the_wait_is_confirmed_by_its_bytes() {
+    let memory = seeded(2);
+    let before: Vec<_> = (0..2)
+        .map(|i| memory.tag_digest(&image(i), &tag("latest")))
+        .collect();
+    let registry = Arc::new(LyingHead {
+        inner: memory.clone(),
+        heads: AtomicUsize::new(0),
+    });
+    let promoter = Promoter::new(
+        registry,
+        Arc::new(StaticFleet::new(vec![Tenant::new(
+            "https://canary.example",
+            Secret::new("t"),
+        )])),
+        Arc::new(ScriptedSuite::new()),
+        Arc::new(ManualClock::new(1_000)),
+    );
+    let report = block_on(promoter.verify(&release(2, SHA), &VerifyOptions::default()));
+    assert_eq!(report.outcome, Outcome::Failed, "{}", report.reason);
+    assert!(report.reason.contains("does not hash"), "{}", report.reason);
+    assert_eq!(
+        memory.count(Op::Put),
+        0,
+        "wrote over a digest it never read"
+    );
+    for (i, before) in before.iter().enumerate() {
+        assert_eq!(&memory.tag_digest(&image(i), &tag("latest")), before);
+    }
+}

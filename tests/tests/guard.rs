@@ -82,8 +82,13 @@ async fn a_release_green_on_canary_and_red_in_production_is_reverted() {
     })
     .await;
     assert_eq!(world.latest(), world.staging(NEW), "skopeo: promoted");
-    // A round or so later, one production tenant breaks.
-    tokio::time::sleep(Duration::from_millis(INTERVAL_MS + 200)).await;
+    // After the guard's first (green) round — followed by the requests
+    // the tenant served (a probe is 1, a round 4), not by the clock — one
+    // production tenant breaks.
+    wait_for("the first round", Duration::from_secs(60), || {
+        prod.iter().all(|t| t.requests() >= 5)
+    })
+    .await;
     let broke = Instant::now();
     prod[1].set_fault(TenantFault::ServerError);
     let out = child.await.expect("join");
@@ -159,8 +164,10 @@ async fn a_release_promoted_over_during_the_bake_is_left_alone() {
     let v = run(verify).await;
     assert_eq!(v.code, 0, "{v:?}");
     // Rounds every 3 s. Production breaks after the first (green) round;
-    // three red rounds are needed, and before the third someone moves
-    // latest to another release by hand.
+    // three red rounds are needed, and after the first red one someone
+    // moves latest to another release by hand. The test follows the guard
+    // by the requests each tenant served (a probe is 1, a round 4), not by
+    // the clock, so a loaded machine does not change the story.
     let third = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
     world.push_release(third);
     let mut guard = canary(&world, &prod, &hook);
@@ -174,11 +181,17 @@ async fn a_release_promoted_over_during_the_bake_is_left_alone() {
         "3s",
     ]);
     let child = tokio::spawn(run(guard));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let base: Vec<u64> = prod.iter().map(TenantServer::requests).collect();
+    let after = |extra: u64| {
+        prod.iter()
+            .zip(&base)
+            .all(|(t, b)| t.requests() >= b + extra)
+    };
+    wait_for("the first round", Duration::from_secs(60), || after(5)).await;
     for t in &prod {
         t.set_fault(TenantFault::ServerError);
     }
-    tokio::time::sleep(Duration::from_millis(3700)).await;
+    wait_for("the first red round", Duration::from_secs(60), || after(9)).await;
     world.set_latest(third);
     let g = child.await.expect("join");
     assert_eq!(g.code, 1, "{g:?}");

@@ -24,7 +24,7 @@ impl Promoter {
     /// together, `IMAGES_AT_ONCE` at a time, so a release of any size
     /// costs about the round trips of one image.
     ///
-    /// A verify re-reads every promoted tag here, beside its GET of staging,
+    /// A verify re-reads every promoted tag here, before its GET of staging,
     /// because a wait separated it from the precheck (invariant 8); a manual
     /// promotion or a rollback moves the manifests its precheck read.
     ///
@@ -63,20 +63,63 @@ impl Promoter {
                 None
             }
         };
-        let (manifests, rereads) = futures::join!(fetches, rereads);
+        // The re-read of `latest` comes first, then the staging GETs (each
+        // phase for every image at once): a GET checks the bytes against
+        // the announced digest, and a run whose `before` is suspect stops
+        // before any manifest is fetched. One round trip more for a verify,
+        // in exchange for one order of reads the fault matrix can hold to.
+        let rereads = rereads.await;
         if let Some(rereads) = rereads {
+            let mut befores = Vec::with_capacity(rereads.len());
             for (i, read) in rereads.into_iter().enumerate() {
                 match read {
-                    Ok(before) => {
-                        let entry = &mut run.report.images[i];
-                        entry.after.clone_from(&before);
-                        entry.before = before;
-                        entry.before_read = true;
-                    }
+                    Ok(before) => befores.push(before),
                     Err(e) => return move_failed(run, i, &e),
                 }
             }
+            // A `latest` that changed during the wait is confirmed by its
+            // bytes before it becomes what a failed move restores: a HEAD
+            // alone could be a registry (or proxy) announcing a wrong
+            // digest, and compensation would then take the lie for "put
+            // back" (found by the fault matrix once the reads ran together).
+            let changed: Vec<Option<Digest>> = run
+                .report
+                .images
+                .iter()
+                .zip(&befores)
+                .map(|(entry, now)| now.clone().filter(|d| entry.before.as_ref() != Some(d)))
+                .collect();
+            let confirmations = per_image(images.len(), |i| {
+                let (image, promoted, changed) = (&images[i], &promoted, changed[i].clone());
+                async move {
+                    match changed {
+                        Some(d) => self.confirmed(image, promoted, &d).await,
+                        None => true,
+                    }
+                }
+            })
+            .await;
+            for (i, ok) in confirmations.into_iter().enumerate() {
+                if !ok {
+                    let e = Error::new(
+                        ErrorKind::Integrity,
+                        format!(
+                            "{}:{promoted} changed during the wait to {}, but its manifest does not hash to that digest",
+                            images[i],
+                            changed[i].as_ref().map_or_else(String::new, ToString::to_string)
+                        ),
+                    )
+                    .with_hint("the registry (or a proxy in front of it) announces wrong digests; nothing was moved");
+                    return move_failed(run, i, &e);
+                }
+            }
+            for (entry, before) in run.report.images.iter_mut().zip(befores) {
+                entry.after.clone_from(&before);
+                entry.before = before;
+                entry.before_read = true;
+            }
         }
+        let manifests = fetches.await;
         let mut written = Vec::with_capacity(manifests.len());
         for (i, manifest) in manifests.into_iter().enumerate() {
             match manifest {
