@@ -248,9 +248,8 @@ pub fn merge(
     }
     let mut owner: HashMap<&str, (usize, u32)> = HashMap::with_capacity(fleet.len());
     for (i, t) in fleet.iter().enumerate() {
-        let k = (1..=count)
-            .find(|&k| Shard { index: k, count }.owns(i))
-            .unwrap_or(count);
+        // `owns`: position `i` belongs to shard `i % count + 1`.
+        let k = u32::try_from(i % count as usize).map_or(count, |r| r + 1);
         owner.insert(t.url(), (i, k));
     }
     let mut merged: Vec<Option<TenantReport>> = vec![None; fleet.len()];

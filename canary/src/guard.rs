@@ -22,7 +22,7 @@ impl Gate {
         sha: &str,
         revert_to: Option<&str>,
     ) -> Result<PromotionReport, UsageError> {
-        let plan = self.guard_plan(sha, revert_to)?;
+        let plan = self.guard_plan(sha, revert_to).await?;
         let notifier = self.notifier()?;
         let report = self.run_guard(plan).await?;
         Ok(self.notified(&notifier, report).await)
@@ -37,7 +37,7 @@ impl Gate {
         sha: &str,
         revert_to: Option<&str>,
     ) -> Result<(PromotionReport, Option<PromotionReport>), UsageError> {
-        let plan = self.guard_plan(sha, revert_to)?;
+        let plan = self.guard_plan(sha, revert_to).await?;
         let promotion = self.verify(sha, false).await?;
         if promotion.outcome != Outcome::Promoted {
             return Ok((promotion, None));
@@ -114,7 +114,11 @@ impl Gate {
     }
 
     /// The guard's inputs, checked before any request.
-    fn guard_plan(&self, sha: &str, revert_to: Option<&str>) -> Result<GuardPlan, UsageError> {
+    async fn guard_plan(
+        &self,
+        sha: &str,
+        revert_to: Option<&str>,
+    ) -> Result<GuardPlan, UsageError> {
         let release = self.settings().release(sha)?;
         let revert_to = revert_to
             .map(|s| GitSha::parse(s.trim()))
@@ -136,7 +140,7 @@ impl Gate {
             &g.tokens_env.value,
             self.env().as_fn(),
         )?;
-        let all = futures::executor::block_on(fleet.tenants()).unwrap_or_default();
+        let all = fleet.tenants().await.unwrap_or_default();
         self.policy().check_fleet(&all)?;
         let tenants = sample(&all, g.sample.value);
         self.mask_tenants(&all);

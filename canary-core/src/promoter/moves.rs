@@ -56,20 +56,13 @@ impl Promoter {
                 }
             }
         });
-        let rereads = async {
-            if reread {
-                Some(self.read_all(&images, &promoted).await)
-            } else {
-                None
-            }
-        };
         // The re-read of `latest` comes first, then the staging GETs (each
         // phase for every image at once): a GET checks the bytes against
         // the announced digest, and a run whose `before` is suspect stops
         // before any manifest is fetched. One round trip more for a verify,
         // in exchange for one order of reads the fault matrix can hold to.
-        let rereads = rereads.await;
-        if let Some(rereads) = rereads {
+        if reread {
+            let rereads = self.read_all(&images, &promoted).await;
             let mut befores = Vec::with_capacity(rereads.len());
             for (i, read) in rereads.into_iter().enumerate() {
                 match read {
