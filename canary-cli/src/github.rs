@@ -106,6 +106,36 @@ impl Github {
         }
         let _ = c.flush();
     }
+
+    /// Annotations, outputs and step summary a command rendered
+    /// (`canary fleet …`).
+    pub(crate) fn publish(
+        &self,
+        annotations: &[canary_gha::Annotation],
+        outputs: &[(String, String)],
+        markdown: &str,
+    ) {
+        let mut c = self.commands();
+        if let Err(e) = canary_gha::publish(&mut c, &self.env, annotations, outputs, markdown) {
+            eprintln!("warning: could not publish GitHub outputs or the step summary: {e}");
+        }
+        let _ = c.flush();
+    }
+
+    /// `canary status`: annotations, outputs and step summary.
+    pub(crate) fn finish_status(&self, status: &canary_core::status::StatusReport) {
+        let mut c = self.commands();
+        if let Err(e) = canary_gha::publish(
+            &mut c,
+            &self.env,
+            &canary_report::status::annotations(status),
+            &canary_report::status::outputs(status),
+            &canary_report::status::markdown(status),
+        ) {
+            eprintln!("warning: could not publish GitHub outputs or the step summary: {e}");
+        }
+        let _ = c.flush();
+    }
 }
 
 /// The secrets in a variable's value: the whole value, and each item of a

@@ -108,6 +108,10 @@ pub struct StatusReport {
     /// Whether the images' promoted tags belong to different releases.
     #[serde(default)]
     pub mixed: bool,
+    /// The one release (sha) every image's promoted tag is on, when the
+    /// ledger records or staging tags name exactly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<crate::types::GitSha>,
 }
 
 impl StatusReport {
@@ -167,6 +171,7 @@ impl Promoter {
                     }],
                     interrupted: None,
                     mixed: false,
+                    release: None,
                 };
                 self.explain(&mut report, staging).await;
                 return Ok(report);
@@ -200,6 +205,7 @@ impl Promoter {
             tenants,
             interrupted: None,
             mixed: false,
+            release: None,
         };
         self.explain(&mut report, staging).await;
         Ok(report)

@@ -82,7 +82,7 @@ pub fn outputs(report: &PromotionReport, report_path: Option<&str>) -> Vec<(Stri
     ]
 }
 
-fn clip(text: &str, limit: usize) -> String {
+pub(crate) fn clip(text: &str, limit: usize) -> String {
     if text.len() <= limit {
         return text.to_string();
     }

@@ -386,6 +386,109 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// `<host>/<repo>:<tag>`, or `<host>/<repo>@<digest>` when `reference` is
+/// a digest.
+pub fn reference(registry: &RealRegistry, repo: &str, tag_or_digest: &str) -> String {
+    let sep = if tag_or_digest.starts_with("sha256:") {
+        '@'
+    } else {
+        ':'
+    };
+    format!("{}/{repo}{sep}{tag_or_digest}", registry.host())
+}
+
+/// `crane manifest <ref>`: the manifest's bytes exactly as the registry
+/// serves them.
+pub fn crane_manifest(registry: &RealRegistry, repo: &str, tag_or_digest: &str) -> String {
+    crane(
+        registry,
+        &["manifest", &reference(registry, repo, tag_or_digest)],
+    )
+}
+
+/// `crane tag <ref> <tag>`: another writer pointing `tag` at what
+/// `tag_or_digest` names, without canary knowing.
+pub fn crane_tag(registry: &RealRegistry, repo: &str, tag_or_digest: &str, tag: &str) {
+    crane(
+        registry,
+        &["tag", &reference(registry, repo, tag_or_digest), tag],
+    );
+}
+
+/// `regctl args… <ref>` with this (open, plain-HTTP) registry as a
+/// `--host`; returns stdout.
+pub fn regctl(registry: &RealRegistry, args: &[&str], target: &str) -> String {
+    assert_eq!(
+        registry.mode(),
+        Mode::Open,
+        "the regctl helpers are wired for an open registry"
+    );
+    let mut all: Vec<String> = args.iter().map(ToString::to_string).collect();
+    all.extend([
+        "--host".to_string(),
+        format!("reg={},tls=disabled", registry.host()),
+        target.to_string(),
+    ]);
+    registry.tool("regctl", &all)
+}
+
+/// `regctl manifest get --format raw-body <ref>`: the manifest's bytes as
+/// the registry serves them, read by a second client next to crane.
+pub fn regctl_manifest(registry: &RealRegistry, repo: &str, tag_or_digest: &str) -> String {
+    regctl(
+        registry,
+        &["manifest", "get", "--format", "raw-body"],
+        &reference(registry, repo, tag_or_digest),
+    )
+}
+
+/// The `Content-Type` the registry serves the manifest under, by `regctl
+/// manifest head`.
+pub fn regctl_media_type(registry: &RealRegistry, repo: &str, tag_or_digest: &str) -> String {
+    regctl(
+        registry,
+        &[
+            "manifest",
+            "head",
+            "--format",
+            "{{.GetDescriptor.MediaType}}",
+        ],
+        &reference(registry, repo, tag_or_digest),
+    )
+    .trim()
+    .to_string()
+}
+
+/// `regctl manifest put --content-type <media_type> <host>/<repo>:<tag>`
+/// with `body` on stdin: a manifest pushed byte for byte as given (odd
+/// whitespace, key order and escapes included), never re-serialised.
+pub fn regctl_put_raw(
+    registry: &RealRegistry,
+    repo: &str,
+    tag: &str,
+    media_type: &str,
+    body: &[u8],
+) {
+    // `regctl manifest put` reads the body from stdin only; a shell
+    // redirects it from a file so the tool still runs through
+    // `RealRegistry::tool` (private home, install hint when missing).
+    registry.tool("regctl", &["version".to_string()]);
+    let file = tempfile::NamedTempFile::new_in(registry.dir()).expect("temp manifest file");
+    std::fs::write(file.path(), body).expect("write the manifest");
+    let host = format!("reg={},tls=disabled", registry.host());
+    registry.tool(
+        "sh",
+        &[
+            "-c".to_string(),
+            r#"exec regctl manifest put --host "$1" --content-type "$2" "$3" <"$0""#.to_string(),
+            file.path().display().to_string(),
+            host,
+            media_type.to_string(),
+            reference(registry, repo, tag),
+        ],
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::base64_decode;

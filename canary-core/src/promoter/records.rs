@@ -27,7 +27,8 @@ impl Promoter {
     /// Fills what the ledger says into a status: the record behind each
     /// promoted tag, a pending interrupted run, and whether the images are
     /// on different releases (judged from the records, else from the
-    /// staging tags at each digest) — the last also without any ledger.
+    /// staging tags at each digest) — the last also without any ledger —
+    /// and the one release they are all on, if any.
     pub(crate) async fn explain(&self, status: &mut StatusReport, staging: &TagTemplate) {
         if let Some(ledger) = &self.ledger {
             let reads = join_all(status.images.iter().map(|i| async move {
@@ -83,14 +84,19 @@ impl Promoter {
                     .collect(),
             })
             .collect();
-        status.mixed = releases.len() > 1
-            && releases
-                .iter()
-                .skip(1)
-                .fold(releases[0].clone(), |acc, s| {
-                    acc.intersection(s).cloned().collect()
-                })
-                .is_empty();
+        let common = releases
+            .iter()
+            .skip(1)
+            .fold(releases.first().cloned().unwrap_or_default(), |acc, s| {
+                acc.intersection(s).cloned().collect()
+            });
+        status.mixed = releases.len() > 1 && common.is_empty();
+        status.release = match common.iter().next() {
+            Some(sha) if common.len() == 1 && releases.len() == status.images.len() => {
+                crate::types::GitSha::parse(sha).ok()
+            }
+            _ => None,
+        };
     }
 
     /// The ledger of `image`, newest first: the newest record attached to
