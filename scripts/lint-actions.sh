@@ -167,6 +167,8 @@ cases = [
     ({"command": "guard"}, 2, "::error title=canary action::command guard needs the input sha"),
     ({"command": "smoke"}, 0, f"[--github][smoke]{R}"),
     ({"command": "status"}, 0, "[--github][status]"),
+    ({"command": "fleet-check"}, 0, "[--github][fleet][check]\n"),
+    ({"command": "fleet-check", "sha": "4c1d56e"}, 0, "[--github][fleet][check][--sha][4c1d56e]"),
     ({"command": "verify; touch pwned"}, 2, "::error title=canary action::input command must be one of"),
     ({"sha": "$(touch pwned)`touch pwned`", "reason": "x"}, 0, f"[--github][verify][--sha][$(touch pwned)`touch pwned`]{R}"),
     ({"sha": "4c1d56e", "wait-for-rollout": "maybe"}, 2, "::error title=canary action::wait-for-rollout must be true or false"),

@@ -11,13 +11,18 @@ use canary::{Env, Gate, SmokeTarget};
 use canary_core::{Command, PromotionReport, UsageError};
 use clap::ArgMatches;
 
-use crate::cli::{Cli, Cmd, OutputArgs};
+use crate::cli::{Cli, Cmd, FleetCmd, OutputArgs};
 use crate::github::Github;
 use crate::output::{self, Progress};
 
 /// Runs the parsed command line; returns the exit code.
 pub(crate) async fn run(cli: Cli, matches: &ArgMatches) -> i32 {
-    let sub = matches.subcommand().map_or(matches, |(_, m)| m);
+    // The innermost subcommand's (`fleet enroll`'s): global arguments
+    // propagate there.
+    let mut sub = matches;
+    while let Some((_, m)) = sub.subcommand() {
+        sub = m;
+    }
     let env = Env::process();
     // In Actions mode, masks every secret in the environment before anything
     // is printed.
@@ -27,6 +32,10 @@ pub(crate) async fn run(cli: Cli, matches: &ArgMatches) -> i32 {
             Cmd::Status { json: true, .. }
                 | Cmd::History { json: true, .. }
                 | Cmd::VerifyRecord { json: true, .. }
+                | Cmd::Fleet {
+                    command: FleetCmd::Check { json: true, .. }
+                        | FleetCmd::Enroll { json: true, .. }
+                }
         );
     let github = Github::detect(cli.settings.github, json, &env.as_fn()).map(Arc::new);
     let command = command_of(&cli.command);
@@ -51,6 +60,7 @@ fn command_of(cmd: &Cmd) -> Command {
         Cmd::Smoke { .. } => Command::Smoke,
         Cmd::Repair { .. } => Command::Repair,
         Cmd::Guard { .. } => Command::Guard,
+        Cmd::Fleet { .. } => Command::Fleet,
         _ => Command::Verify,
     }
 }
@@ -195,6 +205,30 @@ async fn execute(
         }
         overrides.from_env.extend(from_env);
     }
+    if let Cmd::Fleet {
+        command:
+            FleetCmd::Enroll {
+                control_plane_url,
+                control_plane_token_env,
+                ..
+            },
+    } = &cli.command
+    {
+        use canary::setting;
+        use clap::parser::ValueSource;
+        overrides.control_plane_url.clone_from(control_plane_url);
+        overrides
+            .control_plane_token_env
+            .clone_from(control_plane_token_env);
+        for (s, arg) in [
+            (setting::CONTROL_PLANE_URL, "control_plane_url"),
+            (setting::CONTROL_PLANE_TOKEN_ENV, "control_plane_token_env"),
+        ] {
+            if sub.value_source(arg) == Some(ValueSource::EnvVariable) {
+                overrides.from_env.push(s.id);
+            }
+        }
+    }
     let mut gate = Gate::load(&overrides, cli.settings.config.as_deref(), env.clone())?
         .with_spelling(flag)
         // An Actions log keeps every line, so no live line there even when
@@ -213,7 +247,13 @@ async fn execute(
     }
     if matches!(
         cli.command,
-        Cmd::Verify { .. } | Cmd::Smoke { .. } | Cmd::Status { .. } | Cmd::Guard { .. }
+        Cmd::Verify { .. }
+            | Cmd::Smoke { .. }
+            | Cmd::Status { .. }
+            | Cmd::Guard { .. }
+            | Cmd::Fleet {
+                command: FleetCmd::Check { .. }
+            }
     ) {
         let wanted = gate.settings().concurrency.value;
         if let Some(allowed) = tenants_at_once(wanted)? {
@@ -381,6 +421,20 @@ async fn execute(
                 gh.finish_status(&status);
             }
             Ok(status.exit_code())
+        }
+        Cmd::Fleet {
+            command: FleetCmd::Check { sha, json },
+        } => {
+            let report = gate.fleet_check(sha.as_deref()).await?;
+            output::fleet_check(&report, json, github);
+            Ok(report.exit_code)
+        }
+        Cmd::Fleet {
+            command: FleetCmd::Enroll { slug, json, .. },
+        } => {
+            let report = gate.fleet_enroll(&slug).await?;
+            output::fleet_enroll(&report, json, github);
+            Ok(report.exit_code)
         }
         Cmd::Postmortem { .. } | Cmd::Completions { .. } | Cmd::Man => {
             unreachable!("handled above")

@@ -275,6 +275,8 @@ impl SettingsArgs {
             guard_interval: None,
             failures_to_revert: None,
             guard_sample: None,
+            control_plane_url: None,
+            control_plane_token_env: None,
             from_env,
         }
     }
@@ -467,6 +469,12 @@ pub(crate) enum Cmd {
         #[arg(long, value_name = "FILE")]
         report: PathBuf,
     },
+    /// Keep the canary fleet: check every tenant, or make an org a canary
+    /// org on the control plane
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCmd,
+    },
     /// Show the effective settings and where each comes from
     Config,
     /// Print a shell completion script (e.g. `canary completions bash >
@@ -482,4 +490,48 @@ pub(crate) enum Cmd {
     /// in-process registry and tenant fleet; needs nothing installed
     #[cfg(feature = "demo")]
     Demo,
+}
+
+/// `canary fleet …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FleetCmd {
+    /// Check every canary tenant: reachable, takes the token in its position
+    /// of the token list and refuses a request without one (the rollout
+    /// probe's request), what it runs, how fast it answers. A token refused
+    /// by its tenant but taken by another is named as misaligned.
+    ///
+    /// Exit codes: 0 every tenant healthy, 1 at least one is not, 2 bad input
+    /// (the lists do not parse or align, or are empty), 3 no tenant answered.
+    Check {
+        /// The release every tenant should run (7–40 hex); a tenant on
+        /// another version is unhealthy. Without it, versions are shown,
+        /// not judged
+        #[arg(long, env = "CANARY_SHA")]
+        sha: Option<String>,
+        /// Print the JSON report instead of the table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an org a canary org on the control plane (`POST
+    /// /cp/admin/orgs/SLUG/canary`), then print what is left: provisioning,
+    /// and the two secrets to append its URL and admin token to, in the
+    /// same position.
+    ///
+    /// Exit codes: 0 enrolled or already canary, 1 refused (already
+    /// provisioned, not found, unauthorized; nothing changed), 2 bad input,
+    /// 3 no answer from the control plane.
+    Enroll {
+        /// The org's slug, as the control plane names it
+        slug: String,
+        /// The control plane's base URL [file: control_plane.url]
+        #[arg(long, env = setting::CONTROL_PLANE_URL.env, value_name = "URL")]
+        control_plane_url: Option<String>,
+        /// Variable holding the control plane's admin token [file:
+        /// control_plane.token_env] [default: MOLECULE_STAGING_CP_SHARED_SECRET]
+        #[arg(long, env = setting::CONTROL_PLANE_TOKEN_ENV.env, value_name = "VAR")]
+        control_plane_token_env: Option<String>,
+        /// Print the JSON report instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }

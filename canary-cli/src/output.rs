@@ -15,6 +15,68 @@ pub(crate) fn color_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
+/// Prints a fleet check (the table, or `--json`) and, in Actions mode,
+/// its annotations, outputs and step summary.
+pub(crate) fn fleet_check(
+    report: &canary_core::FleetCheckReport,
+    json: bool,
+    github: Option<&std::sync::Arc<crate::github::Github>>,
+) {
+    use canary_report::fleet;
+    emit_text(
+        &if json {
+            fleet::check_json(report)
+        } else {
+            fleet::check_text(report)
+        },
+        json,
+        github,
+    );
+    if let Some(gh) = github {
+        gh.publish(
+            &fleet::check_annotations(report),
+            &fleet::check_outputs(report),
+            &fleet::check_markdown(report),
+        );
+    }
+}
+
+/// Prints an enrolment (text, or `--json`) and, in Actions mode, its
+/// annotation, outputs and step summary.
+pub(crate) fn fleet_enroll(
+    report: &canary_core::EnrollReport,
+    json: bool,
+    github: Option<&std::sync::Arc<crate::github::Github>>,
+) {
+    use canary_report::fleet;
+    emit_text(
+        &if json {
+            fleet::enroll_json(report)
+        } else {
+            fleet::enroll_text(report)
+        },
+        json,
+        github,
+    );
+    if let Some(gh) = github {
+        gh.publish(
+            &fleet::enroll_annotations(report),
+            &fleet::enroll_outputs(report),
+            &fleet::enroll_markdown(report),
+        );
+    }
+}
+
+/// Text that quotes tenants or the control plane, on stdout: JSON as is
+/// (workflow commands go to stderr then), human text guarded in Actions
+/// mode so nothing in it acts as a workflow command.
+fn emit_text(text: &str, json: bool, github: Option<&std::sync::Arc<crate::github::Github>>) {
+    match github {
+        Some(gh) if !json => gh.untrusted(text),
+        _ => print!("{text}"),
+    }
+}
+
 /// Prints a usage error and its fix on stderr.
 pub(crate) fn usage_error(e: &UsageError) {
     eprintln!("{}", terminal::usage_error(e));

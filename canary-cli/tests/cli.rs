@@ -111,6 +111,13 @@ fn bad_input_is_refused_before_any_request() {
         Case { name: "postmortem not a report", args: &["postmortem", "--report", "r.json"], env: &[], files: &[("r.json", "{\"hello\": 1}")], message: "is not a canary JSON report" },
         Case { name: "config fleet url not https", args: &["verify", "--sha", SHA], env: &[], files: &[("canary.toml", "[fleet]\nurls = [\"http://tenant.example.com\"]\n")], message: "fleet.urls" },
         Case { name: "smoke suite needs sha", args: &["smoke", "--suite-file", "s.toml"], env: &[], files: &[("s.toml", "[[check]]\nname = \"v\"\nmethod = \"GET\"\npath = \"/v/{{sha}}\"\nexpect.status = 200\n")], message: "--sha is missing and the suite uses {{sha}}" },
+        Case { name: "fleet enroll bad slug", args: &["fleet", "enroll", "Acme!"], env: &[("CANARY_CONTROL_PLANE_URL", "http://127.0.0.1:9"), ("MOLECULE_STAGING_CP_SHARED_SECRET", "cp-secret")], files: &[], message: "org slug `Acme!` contains `A`" },
+        Case { name: "fleet enroll without control plane", args: &["fleet", "enroll", "acme"], env: &[], files: &[], message: "control plane URL is not configured" },
+        Case { name: "fleet enroll token unset", args: &["fleet", "enroll", "acme"], env: &[("CANARY_CONTROL_PLANE_URL", "https://cp.example")], files: &[], message: "MOLECULE_STAGING_CP_SHARED_SECRET (default) is unset or empty" },
+        Case { name: "fleet enroll cp url not a url", args: &["fleet", "enroll", "acme"], env: &[("CANARY_CONTROL_PLANE_URL", "cp.example")], files: &[], message: "control plane URL `cp.example` (env CANARY_CONTROL_PLANE_URL) is not an http(s) URL" },
+        Case { name: "fleet check lists differ", args: &["fleet", "check"], env: &[("CANARY_TENANT_TOKENS", "a,b")], files: &[], message: "CANARY_TENANT_URLS and CANARY_TENANT_TOKENS have different lengths" },
+        Case { name: "fleet check bad sha", args: &["fleet", "check", "--sha", "xyz1234"], env: &[], files: &[], message: "sha `xyz1234` is not hexadecimal" },
+        Case { name: "fleet check empty", args: &["fleet", "check"], env: &[("CANARY_TENANT_URLS", ""), ("CANARY_TENANT_TOKENS", "")], files: &[], message: "canary fleet enroll SLUG" },
         Case { name: "urls_env not a name", args: &["verify", "--sha", SHA, "--urls-env", "https://x"], env: &[], files: &[], message: "is not an environment variable name" },
     ];
     let mut tried = 0;
@@ -218,10 +225,13 @@ fn help_texts() {
         "completions",
         "man",
         "demo",
+        "fleet",
+        "fleet check",
+        "fleet enroll",
     ] {
-        let text = help(&[sub]);
+        let text = help(&sub.split(' ').collect::<Vec<_>>());
         assert!(text.contains(&format!("Usage: canary {sub}")), "{text}");
-        insta::assert_snapshot!(format!("help_{sub}"), text);
+        insta::assert_snapshot!(format!("help_{}", sub.replace(' ', "-")), text);
     }
 }
 
@@ -242,6 +252,7 @@ fn completions_and_man_page_name_every_command() {
         "status",
         "postmortem",
         "config",
+        "fleet",
     ];
     for shell in ["bash", "zsh", "fish"] {
         let out = Command::cargo_bin("canary")

@@ -1,4 +1,9 @@
-//! The [`TenantFleet`] trait and the fixed [`StaticFleet`].
+//! The [`TenantFleet`] trait and the fixed [`StaticFleet`]; keeping the
+//! fleet: [`check`] (is every tenant reachable and does it take its token)
+//! and [`enroll`] (make an org a canary org).
+
+pub mod check;
+pub mod enroll;
 
 use std::sync::Arc;
 

@@ -19,6 +19,8 @@ pub mod types;
 
 pub use clock::{Clock, ManualClock};
 pub use error::{BoxError, Error, ErrorKind, UsageError};
+pub use fleet::check::{FleetCheckReport, TenantProbe};
+pub use fleet::enroll::{EnrollReport, EnrollResult, OrgSlug};
 pub use fleet::{StaticFleet, TenantFleet};
 pub use interrupt::Interrupt;
 pub use machine::{Outcome, State};

@@ -29,6 +29,9 @@ pub enum Command {
     Repair,
     /// `canary guard`
     Guard,
+    /// `canary fleet check` or `canary fleet enroll` (only a usage error
+    /// is ever a `PromotionReport` of it: their reports are their own)
+    Fleet,
 }
 
 impl Command {
@@ -42,6 +45,7 @@ impl Command {
             Self::Smoke => "smoke",
             Self::Repair => "repair",
             Self::Guard => "guard",
+            Self::Fleet => "fleet",
         }
     }
 }
@@ -363,6 +367,9 @@ mod tests {
                 Command::Promote,
                 Command::Rollback,
                 Command::Smoke,
+                Command::Repair,
+                Command::Guard,
+                Command::Fleet,
             ],
             Command::as_str,
         );

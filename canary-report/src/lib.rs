@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod escape;
+pub mod fleet;
 pub mod github;
 mod json;
 mod junit;

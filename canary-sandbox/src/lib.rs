@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod control_plane;
 pub mod registry;
 pub mod server;
 pub mod tenant;
 pub mod webhook;
 
+pub use control_plane::{ControlPlaneServer, Org};
 pub use registry::{Registry, RegistryOptions};
 pub use server::Server;
 pub use tenant::{TenantFault, TenantOptions, TenantServer};

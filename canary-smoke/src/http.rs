@@ -1,7 +1,9 @@
 //! [`HttpSuite`]: runs a [`Suite`] against tenants over HTTP, and the
-//! rollout probe. How an answer is judged is in [`judge`].
+//! rollout probe. How an answer is judged is in [`judge`]; the probe's
+//! requests (also the fleet check's) are in [`probe`].
 
 mod judge;
+mod probe;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use canary_core::clock::duration_ms;
 use canary_core::{
-    CheckResult, CheckStatus, Clock, Error, ErrorKind, RunContext, SmokeSuite, Tenant, UsageError,
+    CheckResult, CheckStatus, Clock, Error, RunContext, SmokeSuite, Tenant, UsageError,
 };
 use canary_http::SystemClock;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -21,7 +23,7 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 pub(crate) use self::judge::judge_answer;
-use self::judge::{judge, redact, scrub, short_json, snippet, Attempt};
+use self::judge::{judge, redact, scrub, Attempt};
 use crate::suite::{Auth, Check, Suite};
 use crate::template::Vars;
 
@@ -524,135 +526,6 @@ impl Inner {
             results.push(result);
         }
         results
-    }
-
-    async fn probe(&self, tenant: &Tenant) -> Result<String, Error> {
-        let path = &self.options.probe.path;
-        let what = format!("probe {}{path}", tenant.url());
-        let timeout = self.options.default_timeout;
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", tenant.token().expose()))
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Invalid,
-                    format!("{what}: the tenant's token is not a valid header value"),
-                )
-            })?;
-        value.set_sensitive(true);
-        let client = self.client().map_err(|e| {
-            Error::new(
-                ErrorKind::Other,
-                format!("{what}: the HTTP client cannot be built: {e}"),
-            )
-        })?;
-        let request = client
-            .get(Self::url(tenant, path))
-            .timeout(timeout)
-            .header(AUTHORIZATION, value);
-        let answer = tokio::time::timeout(timeout, async {
-            let mut response = request.send().await?;
-            let status = response.status().as_u16();
-            let (body, over) = self.read_body(&mut response).await?;
-            Ok::<_, reqwest::Error>((status, body, over))
-        })
-        .await;
-        let token = tenant.token().expose();
-        let (status, body, over) = match answer {
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Transient,
-                    format!(
-                        "{what}: no answer within {}",
-                        humantime::format_duration(timeout)
-                    ),
-                ))
-            }
-            Ok(Err(e)) => {
-                return Err(Error::new(
-                    ErrorKind::Transient,
-                    redact(
-                        &format!("{what}: {}", describe_transport(&e, timeout)),
-                        token,
-                    ),
-                ))
-            }
-            Ok(Ok(a)) => a,
-        };
-        let body = scrub(body, token);
-        if !(200..300).contains(&status) {
-            let kind = match status {
-                401 | 403 => ErrorKind::Unauthorized,
-                408 | 429 | 500..=599 => ErrorKind::Transient,
-                404 => ErrorKind::NotFound,
-                _ => ErrorKind::Protocol,
-            };
-            let mut e = Error::new(
-                kind,
-                redact(
-                    &format!("{what}: status {status}, body: {}", snippet(&body, over)),
-                    token,
-                ),
-            );
-            if kind == ErrorKind::Unauthorized {
-                e = e.with_hint(
-                    "check the tenant's admin token (same position in the tokens list as its URL)",
-                );
-            }
-            return Err(e);
-        }
-        let json: Value = serde_json::from_slice(&body).map_err(|e| {
-            Error::new(
-                ErrorKind::Protocol,
-                redact(
-                    &format!("{what}: body is not JSON ({e}): {}", snippet(&body, over)),
-                    token,
-                ),
-            )
-        })?;
-        match self.probe_path.query(&json).all().first() {
-            // A version is shown in logs and step summaries: refuse control
-            // characters (a newline could start a workflow command) and
-            // anything longer than a version plausibly is.
-            Some(Value::String(s)) if s.len() > 200 || s.chars().any(char::is_control) => {
-                Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!(
-                        "{what}: {} is not a plain version string ({} bytes{})",
-                        self.options.probe.json_path,
-                        s.len(),
-                        if s.chars().any(char::is_control) {
-                            ", control characters"
-                        } else {
-                            ""
-                        }
-                    ),
-                ))
-            }
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            Some(other) => Err(Error::new(
-                ErrorKind::Protocol,
-                redact(
-                    &format!(
-                        "{what}: {} is {}, not a version string",
-                        self.options.probe.json_path,
-                        short_json(other)
-                    ),
-                    token,
-                ),
-            )),
-            None => Err(Error::new(
-                ErrorKind::Protocol,
-                redact(
-                    &format!(
-                        "{what}: {} is missing in {}",
-                        self.options.probe.json_path,
-                        snippet(&body, over)
-                    ),
-                    token,
-                ),
-            )
-            .with_hint("set the probe's JSONPath to where the tenant reports its version")),
-        }
     }
 }
 

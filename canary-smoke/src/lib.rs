@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod control_plane;
 mod fleet;
 mod http;
 mod suite;
@@ -9,6 +10,7 @@ mod template;
 /// The real clock, shared by every HTTP adapter; re-exported so callers
 /// that build a `Promoter` with this crate need no other import.
 pub use canary_http::SystemClock;
+pub use control_plane::ControlPlane;
 pub use fleet::{
     fleet_from_config, fleet_from_env, fleet_from_lists, fleet_from_named_lists,
     DEFAULT_TOKENS_VAR, DEFAULT_URLS_VAR,

@@ -176,7 +176,8 @@ impl Gate {
             run_id: self.next_run_id(),
             shard: None,
         };
-        let report = promoter.verify(&release, &options).await;
+        let mut report = promoter.verify(&release, &options).await;
+        self.explain_empty_fleet(&mut report);
         Ok(self.notified(&notifier, report).await)
     }
 
@@ -287,7 +288,9 @@ impl Gate {
             ));
         }
         let tenants = fleet.tenants().await.unwrap_or_default();
-        self.policy().check_fleet(&tenants)?;
+        self.policy()
+            .check_fleet(&tenants)
+            .map_err(|e| self.empty_fleet_refused(&e))?;
         self.mask(&tenants);
         let promoter =
             Promoter::without_registry(Arc::new(fleet), Arc::new(suite), self.clock.clone())
@@ -296,7 +299,9 @@ impl Gate {
             Some(o) => promoter.with_observer(o.clone()),
             None => promoter,
         };
-        Ok(promoter.smoke(sha, &self.next_run_id()).await)
+        let mut report = promoter.smoke(sha, &self.next_run_id()).await;
+        self.explain_empty_fleet(&mut report);
+        Ok(report)
     }
 
     /// `canary status`: where the promoted tag points for every image, which
@@ -395,7 +400,9 @@ impl Gate {
     async fn fleet_promoter(&self, release: &Release) -> Result<Promoter, UsageError> {
         let fleet = self.fleet()?;
         let tenants = fleet.tenants().await.unwrap_or_default();
-        self.policy().check_fleet(&tenants)?;
+        self.policy()
+            .check_fleet(&tenants)
+            .map_err(|e| self.empty_fleet_refused(&e))?;
         self.promoter(release, fleet).await
     }
 
@@ -501,7 +508,8 @@ impl Gate {
         }
     }
 
-    fn fleet(&self) -> Result<StaticFleet, UsageError> {
+    /// The canary fleet, from the configured lists (variables or files).
+    pub(crate) fn fleet(&self) -> Result<StaticFleet, UsageError> {
         let env = self.env.as_fn();
         let s = &self.settings;
         if s.urls_file.value.is_some() || s.tokens_file.value.is_some() {
@@ -604,7 +612,13 @@ impl Gate {
             SuiteChoice::Builtin(name) => Suite::builtin(name)?,
             SuiteChoice::File(path) => Suite::from_file(path)?,
         };
-        let options = HttpOptions {
+        HttpSuite::new(suite, self.http_options())
+    }
+
+    /// How the canary fleet is spoken to: the probe's path and JSONPath,
+    /// the CA file, the tenant deadline.
+    pub(crate) fn http_options(&self) -> HttpOptions {
+        HttpOptions {
             probe: ProbeConfig {
                 path: self.settings.probe_path.value.clone(),
                 json_path: self.settings.probe_json_path.value.clone(),
@@ -612,8 +626,7 @@ impl Gate {
             ca_file: self.settings.ca_file.value.clone(),
             tenant_deadline: self.settings.tenant_deadline.value,
             ..HttpOptions::default()
-        };
-        HttpSuite::new(suite, options)
+        }
     }
 
     /// This run's id: the configured one, or a fresh one per run.

@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod env;
+mod fleet;
 pub mod gate;
 mod guard;
 pub mod records;

@@ -14,12 +14,14 @@ use canary_core::{GitSha, ImageRef, Release, TagTemplate, UsageError};
 
 use crate::env::Env;
 
+mod control_plane;
 mod describe;
 mod file;
 mod guard;
 mod ledger;
 mod notify;
 
+pub use control_plane::{ControlPlaneSettings, DEFAULT_CONTROL_PLANE_TOKEN_ENV};
 pub use file::{load_file, FileConfig};
 pub use guard::{
     sample, GuardSettings, DEFAULT_GUARD_SUITE, DEFAULT_PROD_TOKENS_ENV, DEFAULT_PROD_URLS_ENV,
@@ -119,6 +121,8 @@ pub struct Settings {
     pub guard: GuardSettings,
     /// Where outcomes are sent (`[[notify]]`).
     pub notify: Vec<NotifyTarget>,
+    /// Where `canary fleet enroll` makes an org a canary org.
+    pub control_plane: ControlPlaneSettings,
 }
 
 /// What a face's user gave explicitly, before the environment, the file
@@ -180,6 +184,10 @@ pub struct Overrides {
     pub failures_to_revert: Option<String>,
     /// Production tenants the guard watches (a number).
     pub guard_sample: Option<String>,
+    /// The control plane's base URL.
+    pub control_plane_url: Option<String>,
+    /// Name of the variable holding the control plane's admin token.
+    pub control_plane_token_env: Option<String>,
     /// The settings (by [`Setting::id`]) whose override the face read from
     /// the environment variable itself (clap's `env`), so the source says
     /// `env VAR`, not `flag --name`.
@@ -242,6 +250,8 @@ settings! {
     GUARD_INTERVAL = ("guard_interval", "interval", "CANARY_GUARD_INTERVAL");
     FAILURES_TO_REVERT = ("failures_to_revert", "failures-to-revert", "CANARY_GUARD_FAILURES_TO_REVERT");
     GUARD_SAMPLE = ("guard_sample", "sample", "CANARY_GUARD_SAMPLE");
+    CONTROL_PLANE_URL = ("control_plane_url", "control-plane-url", "CANARY_CONTROL_PLANE_URL");
+    CONTROL_PLANE_TOKEN_ENV = ("control_plane_token_env", "control-plane-token-env", "CANARY_CONTROL_PLANE_TOKEN_ENV");
 }
 
 struct Resolver<'a> {
@@ -789,6 +799,7 @@ impl Settings {
             .unwrap_or(Path::new(""));
         let guard = GuardSettings::resolve(&r, file.guard, base)?;
         let notify = notify::resolve(&r.file_name, file.notify)?;
+        let control_plane = ControlPlaneSettings::resolve(&r, file.control_plane)?;
         Ok(Self {
             config_file,
             images,
@@ -813,6 +824,7 @@ impl Settings {
             ledger,
             guard,
             notify,
+            control_plane,
         })
     }
 

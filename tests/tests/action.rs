@@ -23,6 +23,8 @@ use canary_testkit::real_registry::Mode;
 use serde_json::{json, Value};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// A token no tenant accepts (must be masked like the right one).
+const WRONG_TOKEN: &str = "wrong-admin-TOKEN-51f0aa";
 /// The commit `action.yml` pins `actions/cache/{restore,save}` to; act maps
 /// it to a local stand-in.
 const CACHE_REF: &str = "5a3ec84eff668545956fd18022155c47e93e2684";
@@ -277,6 +279,11 @@ async fn the_action_under_act_downloads_canary_and_reports_every_command() {
             "guard",
             json!({"command": "guard", "sha": NEW, "bake": "2s"}),
         ),
+        (
+            "fleet_check",
+            json!({"command": "fleet-check", "sha": NEW,
+                   "tenant-urls-env": "MIXED_URLS", "tenant-tokens-env": "MIXED_TOKENS"}),
+        ),
         ("tampered", json!({"command": "status"})),
     ];
     let repo = root.join("repo");
@@ -329,6 +336,9 @@ async fn the_action_under_act_downloads_canary_and_reports_every_command() {
         ("CANARY_GUARD_INTERVAL", "500ms".to_string()),
         ("NO_COLOR", "1".to_string()),
         ("RED_URLS", red_fleet.url()),
+        // A healthy tenant, then one given a wrong token.
+        ("MIXED_URLS", format!("{},{}", urls[0], urls[1])),
+        ("MIXED_TOKENS", format!("{TENANT_TOKEN},{WRONG_TOKEN}")),
         ("RED_TOKENS", TENANT_TOKEN.to_string()),
         ("REG_USER", user.clone()),
         ("REG_PASSWORD", password.clone()),
@@ -486,6 +496,29 @@ async fn the_action_under_act_downloads_canary_and_reports_every_command() {
     assert_eq!(out_of("guard", "outcome"), "passed");
     assert_eq!(latest_after("guard"), digests(NEW));
 
+    let fleet = job("fleet_check");
+    assert_eq!(fleet.result, "failure", "{log}");
+    assert_eq!(out_of("fleet_check", "outcome"), "unhealthy");
+    assert_eq!(out_of("fleet_check", "exit-code"), "1");
+    assert_eq!(out_of("fleet_check", "tenants"), "2");
+    let unhealthy: Vec<Value> = serde_json::from_str(&out_of("fleet_check", "unhealthy")).unwrap();
+    assert_eq!(unhealthy.len(), 1, "{unhealthy:?}");
+    assert_eq!(unhealthy[0]["tenant"], urls[1].as_str());
+    assert_eq!(unhealthy[0]["position"], 2);
+    assert!(
+        fleet
+            .errors
+            .iter()
+            .any(|(t, _)| t.contains(urls[1].as_str())),
+        "{:?}",
+        fleet.errors
+    );
+    assert!(
+        fleet.summary.contains(urls[1].as_str()),
+        "{}",
+        fleet.summary
+    );
+
     let tampered = job("tampered");
     assert_eq!(tampered.result, "failure", "{log}");
     assert_eq!(out_of("tampered", "outcome"), "failed");
@@ -518,7 +551,7 @@ async fn the_action_under_act_downloads_canary_and_reports_every_command() {
     // raw command act echoes back; GitHub shows nothing for them) and act's
     // debug lines (its own evaluation of `with:`; a real workflow passes
     // these as secrets, which the runner masks itself).
-    for secret in [TENANT_TOKEN, password.as_str()] {
+    for secret in [TENANT_TOKEN, WRONG_TOKEN, password.as_str()] {
         let masked = log.lines().any(|l| {
             serde_json::from_str::<Value>(l)
                 .is_ok_and(|v| v["command"] == "add-mask" && v["arg"] == secret)

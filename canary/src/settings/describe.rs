@@ -188,6 +188,17 @@ impl Settings {
             path(&l.public_key_file.value),
             &l.public_key_file.source,
         );
+        let cp = &self.control_plane;
+        row(
+            "control_plane.url",
+            cp.url.value.clone().unwrap_or_default(),
+            &cp.url.source,
+        );
+        row(
+            "control_plane.token_env",
+            cp.token_env.value.clone(),
+            &cp.token_env.source,
+        );
         out
     }
 }

@@ -25,6 +25,15 @@ pub struct FileConfig {
     pub(crate) guard: GuardSection,
     #[serde(default)]
     pub(crate) notify: Vec<NotifySection>,
+    #[serde(default)]
+    pub(crate) control_plane: ControlPlaneSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlPlaneSection {
+    pub(crate) url: Option<String>,
+    pub(crate) token_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,7 +140,7 @@ pub fn load_file(explicit: Option<&Path>) -> Result<Option<(PathBuf, FileConfig)
         UsageError::new(
             format!("config file `{}` line {line} column {col}", path.display()),
             format!("is invalid: {}", e.message()),
-            "the sections are [release], [fleet], [suite], [rollout], [registry] and [ledger]; see the README's configuration reference",
+            "the sections are [release], [fleet], [suite], [rollout], [registry], [ledger], [guard], [[notify]] and [control_plane]; see the README's configuration reference",
         )
     })?;
     Ok(Some((path, config)))
