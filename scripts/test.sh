@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs what the tests need first:
 # the CNCF distribution registry 2.8 (Debian `docker-registry`), skopeo,
-# htpasswd and openssl; and puts the shared OCI tools on PATH (oras, regctl,
+# htpasswd, openssl and Prometheus (with promtool); and puts the shared OCI tools on PATH (oras, regctl,
 # crane, distribution 3.x) and act. The tests start and stop their own registries on
 # free loopback ports; a missing binary fails the run loudly, never skips.
 set -euo pipefail
@@ -12,6 +12,9 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The metric-analysis tests start a real Prometheus and backfill it with
+# promtool (both in Debian's `prometheus`).
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     SUDO=""
@@ -19,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-for bin in docker-registry skopeo htpasswd openssl; do
+for bin in docker-registry skopeo htpasswd openssl prometheus promtool; do
     command -v "$bin" >/dev/null 2>&1 || { echo "error: $bin is not installed and could not be installed" >&2; exit 1; }
 done
 

@@ -30,6 +30,7 @@ pub(crate) async fn run(cli: Cli, matches: &ArgMatches) -> i32 {
         || matches!(
             &cli.command,
             Cmd::Status { json: true, .. }
+                | Cmd::Analyze { json: true }
                 | Cmd::History { json: true, .. }
                 | Cmd::VerifyRecord { json: true, .. }
                 | Cmd::Fleet {
@@ -99,7 +100,7 @@ async fn execute(
     refuse_secrets_on_argv(&cli)?;
     #[cfg(feature = "demo")]
     if let Cmd::Demo = cli.command {
-        return Ok(crate::demo::run(cli.settings.quiet).await);
+        return Ok(Box::pin(crate::demo::run(cli.settings.quiet)).await);
     }
     // Generated from the command line's own definition: never out of date.
     if let Cmd::Completions { shell } = &cli.command {
@@ -422,6 +423,21 @@ async fn execute(
             }
             Ok(status.exit_code())
         }
+        Cmd::Analyze { json } => {
+            let report = gate.analyze().await?;
+            if json {
+                print!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", canary_report::analysis::text(&report));
+            }
+            if let Some(gh) = github {
+                gh.finish_analysis(&report);
+            }
+            Ok(analyze_exit_code(&report))
+        }
         Cmd::Fleet {
             command: FleetCmd::Check { sha, json },
         } => {
@@ -560,4 +576,18 @@ fn emit(report: &PromotionReport, output: &OutputArgs, github: Option<&Arc<Githu
         gh.finish(report, path.as_deref(), &canary_report::markdown(report));
     }
     report.exit_code
+}
+
+/// `canary analyze`: 0 when every metric passed, 1 when one failed or had
+/// no verdict, 3 when every metric's queries failed (Prometheus itself is
+/// the problem, not the release).
+pub(crate) fn analyze_exit_code(report: &canary_core::analysis::AnalysisReport) -> i32 {
+    use canary_core::analysis::VerdictStatus;
+    if !report.verdicts.is_empty() && report.query_errors() == report.verdicts.len() {
+        return 3;
+    }
+    match report.status() {
+        VerdictStatus::Pass => 0,
+        VerdictStatus::Fail | VerdictStatus::Inconclusive => 1,
+    }
 }

@@ -463,6 +463,13 @@ pub(crate) enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Read and judge every metric of the analysis section once, canary cohort against
+    /// baseline, and change nothing: for tuning queries and bounds
+    Analyze {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a Markdown post-mortem skeleton from a JSON report
     Postmortem {
         /// A report written by --report or --json

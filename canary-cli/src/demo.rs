@@ -47,7 +47,7 @@ fn heading(text: &str) {
 
 /// Runs the demo; 0 when every scenario ended as designed.
 pub(crate) async fn run(quiet: bool) -> i32 {
-    match scenarios(quiet).await {
+    match Box::pin(scenarios(quiet)).await {
         Ok(()) => {
             println!(
                 "\ndemo: all six scenarios ended as designed (promoted, rejected, rolled_back, explained by the ledger, reverted by the guard, a killed run repaired)."

@@ -122,6 +122,35 @@ impl Github {
         let _ = c.flush();
     }
 
+    /// `canary analyze`: an annotation per failed metric, outputs
+    /// (`outcome` pass / fail / inconclusive, `exit-code`) and the summary.
+    pub(crate) fn finish_analysis(&self, report: &canary_core::analysis::AnalysisReport) {
+        let annotations: Vec<canary_gha::Annotation> = report
+            .failed()
+            .map(|v| {
+                canary_gha::Annotation::error(v.detail.clone())
+                    .with_title(format!("metric {}", v.name))
+            })
+            .collect();
+        let outputs = vec![
+            ("outcome".to_string(), report.status().as_str().to_string()),
+            (
+                "exit-code".to_string(),
+                crate::app::analyze_exit_code(report).to_string(),
+            ),
+        ];
+        let markdown = format!(
+            "## canary analyze: {}\n{}",
+            report.status().as_str().to_uppercase(),
+            canary_report::analysis::markdown(report)
+        );
+        let mut c = self.commands();
+        if let Err(e) = canary_gha::publish(&mut c, &self.env, &annotations, &outputs, &markdown) {
+            eprintln!("warning: could not publish GitHub outputs or the step summary: {e}");
+        }
+        let _ = c.flush();
+    }
+
     /// `canary status`: annotations, outputs and step summary.
     pub(crate) fn finish_status(&self, status: &canary_core::status::StatusReport) {
         let mut c = self.commands();

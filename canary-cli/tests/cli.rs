@@ -220,6 +220,7 @@ fn help_texts() {
         "verify-record",
         "smoke",
         "status",
+        "analyze",
         "postmortem",
         "config",
         "completions",

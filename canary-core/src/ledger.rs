@@ -165,6 +165,10 @@ pub struct Record {
     /// The newest record the run found when it started: the hash chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Digest>,
+    /// The metric analysis behind the outcome (outcome records of runs
+    /// that read metrics): every verdict and its numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::AnalysisReport>,
 }
 
 impl Record {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod analysis;
 pub mod clock;
 pub mod compensation;
 pub mod conformance;

@@ -171,6 +171,7 @@ pub struct Promoter {
     meta: RunMeta,
     interrupt: Interrupt,
     run_id: Option<String>,
+    analysis: Option<Arc<crate::analysis::Analysis>>,
 }
 
 /// What a run's ledger records say about where it ran.
@@ -254,7 +255,23 @@ impl Promoter {
             meta: RunMeta::default(),
             interrupt: Interrupt::new(),
             run_id: None,
+            analysis: None,
         }
+    }
+
+    /// Judges the release on metrics too: a verify reads them after the
+    /// rollout converged, alongside the smoke suite (a failed metric
+    /// rejects, a metric without a verdict is inconclusive), and so does
+    /// every round of a guard. Shards never read them: their `decide` does.
+    #[must_use]
+    pub fn with_analysis(mut self, analysis: crate::analysis::Analysis) -> Self {
+        self.analysis = Some(Arc::new(analysis));
+        self
+    }
+
+    /// The configured analysis, if any.
+    pub fn analysis(&self) -> Option<&crate::analysis::Analysis> {
+        self.analysis.as_deref()
     }
 
     /// The id of the runs that take none as an argument (manual promotion,
@@ -692,12 +709,28 @@ impl Promoter {
                         .iter()
                         .map(|t| t.version.clone())
                         .collect();
-                    run.report.tenants = match merged.take() {
-                        Some(evidence) => evidence,
-                        None => self.check_fleet(&tenants, versions, &context).await,
+                    let checks = async {
+                        match merged.take() {
+                            Some(evidence) => evidence,
+                            None => self.check_fleet(&tenants, versions, &context).await,
+                        }
                     };
+                    // A shard's partial evidence is not the release's: the
+                    // `decide` that merges the shards reads the metrics.
+                    let analysis = async {
+                        match &self.analysis {
+                            Some(a) if run.report.shard.is_none() => {
+                                Some(a.watch(self.clock.as_ref()).await)
+                            }
+                            _ => None,
+                        }
+                    };
+                    let (checked, analysis) = futures::join!(checks, analysis);
+                    run.report.tenants = checked;
                     run.report.timings.checks_ms = Some(self.clock.now_ms().saturating_sub(t0));
-                    let (verdict, reason) = verdict(&run.report.tenants);
+                    let (verdict, reason) =
+                        story::with_analysis(verdict(&run.report.tenants), analysis.as_ref());
+                    run.report.analysis = analysis;
                     run.story.verdict = Some(reason);
                     verdict.event()
                 }

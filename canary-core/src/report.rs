@@ -234,6 +234,10 @@ pub struct PromotionReport {
     /// The notifications sent about this outcome (`[[notify]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<NotificationReport>,
+    /// The metric analysis, when one is configured: every metric's verdict
+    /// and the numbers behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::AnalysisReport>,
 }
 
 /// What `canary guard` saw, round by round.
@@ -303,6 +307,7 @@ impl PromotionReport {
             merged_shards: None,
             guard: None,
             notifications: Vec::new(),
+            analysis: None,
         }
     }
 

@@ -424,6 +424,7 @@ fn killed_after_first_move(r: &MemoryRegistry, ledger: &MemoryLedger, command: C
         actor: None,
         run_url: None,
         previous: None,
+        analysis: None,
     };
     for i in 0..2 {
         block_on(ledger.append(&image(i), &staging(r, i, SHA).unwrap(), &intent)).unwrap();

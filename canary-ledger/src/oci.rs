@@ -326,6 +326,7 @@ mod tests {
             actor: None,
             run_url: None,
             previous: None,
+            analysis: None,
         }
     }
 

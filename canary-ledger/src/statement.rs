@@ -225,6 +225,7 @@ mod tests {
             actor: None,
             run_url: None,
             previous: None,
+            analysis: None,
         }
     }
 

@@ -125,6 +125,14 @@ pub fn annotations(report: &PromotionReport) -> Vec<Annotation> {
                 .with_title(format!("{} @ {}", check.name, tenant.url)),
         );
     }
+    if let Some(a) = &report.analysis {
+        for v in a.failed() {
+            out.push(
+                Annotation::error(clip(&v.detail, ANNOTATION_MESSAGE_LIMIT))
+                    .with_title(format!("metric {}", v.name)),
+            );
+        }
+    }
     for image in report
         .images
         .iter()

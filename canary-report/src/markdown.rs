@@ -72,6 +72,9 @@ pub fn markdown(report: &PromotionReport) -> String {
         }
     }
     images(&mut out, report);
+    if let Some(a) = &report.analysis {
+        out.push_str(&crate::analysis::markdown(a));
+    }
     checks_not_passed(&mut out, report);
     tenants(&mut out, report);
     out

@@ -157,6 +157,9 @@ pub fn summary(report: &PromotionReport, color: bool) -> String {
             let _ = writeln!(out, "{}", image_line(i, promoted));
         }
     }
+    if let Some(a) = &report.analysis {
+        out.push_str(&crate::analysis::text(a));
+    }
     if let Some(g) = &report.guard {
         let verdicts: Vec<&str> = g.rounds.iter().map(|r| r.verdict.as_str()).collect();
         let _ = writeln!(

@@ -27,12 +27,24 @@
 //! | `POST /memories/commit` `{"content": "…"}` | 201 `{"id": n}`; the content is stored |
 //! | `GET /memories/search?q=…` | an array of the stored memories whose content contains `q` |
 //! | `GET /events` | an array of events (one per commit) |
+//!
+//! Two more, without authentication, for metric analysis:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /work` | `{"ok": true}`: a request that counts as traffic, for load generators |
+//! | `GET /metrics` | Prometheus text: `canary_tenant_requests_total{method,code}` and the histogram `canary_tenant_request_duration_seconds` |
+//!
+//! Every request but `GET /metrics` is counted in both, faults included (a
+//! 500 of [`TenantFault::ServerError`] is a `code="500"`); `/metrics` itself
+//! is never faulted, delayed or counted, as a real scrape endpoint on its
+//! own port would not be.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -42,6 +54,10 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::server::Server;
+
+mod metrics;
+
+use metrics::Metrics;
 
 /// The version a tenant with [`TenantFault::OldVersion`] reports: a sha no
 /// release has.
@@ -76,6 +92,30 @@ pub enum TenantFault {
     /// Healthy, but liveness reports [`OLD_VERSION`]: the tenant did not
     /// roll out the release.
     OldVersion,
+    /// This many of every million requests answer 500 (spread evenly:
+    /// exactly `⌊n · rate⌋` of the first `n` requests), the others are
+    /// served normally: the regression only metrics see. Build it with
+    /// [`TenantFault::error_rate`].
+    ErrorRate {
+        /// Failing requests per million.
+        per_million: u32,
+    },
+}
+
+impl TenantFault {
+    /// [`TenantFault::ErrorRate`] failing `fraction` of the requests
+    /// (`0.02`: 2%), clamped to `0..=1`.
+    pub fn error_rate(fraction: f64) -> Self {
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        // In 0..=1_000_000 after the clamp.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let per_million = (fraction * 1_000_000.0).round() as u32;
+        Self::ErrorRate { per_million }
+    }
 }
 
 /// How to start a reference tenant.
@@ -100,6 +140,7 @@ struct Shared {
     fault: Mutex<TenantFault>,
     requests: AtomicU64,
     memories: Mutex<Vec<Memory>>,
+    metrics: Mutex<Metrics>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,6 +176,7 @@ impl TenantServer {
             fault: Mutex::new(options.fault),
             requests: AtomicU64::new(0),
             memories: Mutex::new(Vec::new()),
+            metrics: Mutex::new(Metrics::default()),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let server = Server::start(|_| app).await;
@@ -174,9 +216,15 @@ impl TenantServer {
         *lock(&self.shared.fault)
     }
 
-    /// How many requests the tenant has received.
+    /// How many requests the tenant has received (scrapes of `/metrics`
+    /// aside).
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// What `GET /metrics` answers now.
+    pub fn metrics_text(&self) -> String {
+        lock(&self.shared.metrics).render()
     }
 
     /// The contents committed so far.
@@ -202,6 +250,36 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    query: Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if method == Method::GET && uri.path() == "/metrics" {
+        let text = lock(&shared.metrics).render();
+        return (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response();
+    }
+    let started = Instant::now();
+    let response = serve(&shared, method.clone(), &uri, &headers, query, body).await;
+    lock(&shared.metrics).record(
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn serve(
+    shared: &Shared,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
@@ -238,7 +316,16 @@ async fn handle(
             )
                 .into_response();
         }
+        TenantFault::ErrorRate { per_million } if metrics::fails(n, per_million) => {
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "internal server error"}),
+            );
+        }
         _ => {}
+    }
+    if method == Method::GET && uri.path() == "/work" {
+        return json_response(StatusCode::OK, &json!({"ok": true}));
     }
     let authorized = authorization
         .strip_prefix("Bearer ")
@@ -399,6 +486,107 @@ mod tests {
             .contains(OLD_VERSION));
         s.set_fault(TenantFault::None);
         assert!(get(&s, "/admin/liveness", true).await.1.contains("fff0000"));
+    }
+
+    /// The value of the series `series` (name and labels, as written) in
+    /// the exposition text, as written.
+    fn metric<'a>(text: &'a str, series: &str) -> &'a str {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    }
+
+    const OK: &str = r#"canary_tenant_requests_total{method="GET",code="200"}"#;
+    const FAILED: &str = r#"canary_tenant_requests_total{method="GET",code="500"}"#;
+
+    #[tokio::test]
+    async fn metrics_count_every_request_by_code_and_are_open() {
+        let s = start(TenantFault::None).await;
+        let (status, text) = get(&s, "/metrics", false).await;
+        assert_eq!(status, 200);
+        assert_eq!((metric(&text, OK), metric(&text, FAILED)), ("0", "0"));
+        assert_eq!(get(&s, "/workspaces", true).await.0, 200);
+        assert_eq!(get(&s, "/workspaces", false).await.0, 401);
+        assert_eq!(get(&s, "/work", false).await.0, 200);
+        s.set_fault(TenantFault::ServerError);
+        assert_eq!(get(&s, "/work", false).await.0, 500);
+        // Faults never reach the scrape endpoint, and scrapes are not
+        // requests.
+        let (status, text) = get(&s, "/metrics", false).await;
+        assert_eq!(status, 200);
+        assert_eq!(text, s.metrics_text());
+        assert_eq!(metric(&text, OK), "2");
+        assert_eq!(metric(&text, FAILED), "1");
+        assert_eq!(
+            metric(
+                &text,
+                r#"canary_tenant_requests_total{method="GET",code="401"}"#
+            ),
+            "1"
+        );
+        assert_eq!(
+            metric(&text, "canary_tenant_request_duration_seconds_count"),
+            "4"
+        );
+        assert_eq!(
+            metric(
+                &text,
+                r#"canary_tenant_request_duration_seconds_bucket{le="+Inf"}"#
+            ),
+            "4"
+        );
+        assert_eq!(s.requests(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_error_rate_fails_exactly_that_fraction() {
+        let s = start(TenantFault::error_rate(0.25)).await;
+        assert_eq!(
+            s.fault(),
+            TenantFault::ErrorRate {
+                per_million: 250_000
+            }
+        );
+        let mut failed = 0;
+        for _ in 0..100 {
+            if get(&s, "/work", false).await.0 == 500 {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 25);
+        let text = s.metrics_text();
+        assert_eq!((metric(&text, OK), metric(&text, FAILED)), ("75", "25"));
+        // The other requests are served as usual, auth included.
+        s.set_fault(TenantFault::error_rate(0.0));
+        assert_eq!(get(&s, "/workspaces", true).await.0, 200);
+        assert_eq!(get(&s, "/workspaces", false).await.0, 401);
+        assert_eq!(
+            TenantFault::error_rate(7.0),
+            TenantFault::ErrorRate {
+                per_million: 1_000_000
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn slowness_shows_in_the_latency_histogram() {
+        let s = start(TenantFault::Slow(Duration::from_millis(60))).await;
+        for _ in 0..3 {
+            assert_eq!(get(&s, "/work", false).await.0, 200);
+        }
+        let text = s.metrics_text();
+        let bucket = |le: &str| {
+            metric(
+                &text,
+                &format!("canary_tenant_request_duration_seconds_bucket{{le=\"{le}\"}}"),
+            )
+        };
+        assert_eq!(bucket("0.05"), "0");
+        assert_eq!(bucket("+Inf"), "3");
+        let sum: f64 = metric(&text, "canary_tenant_request_duration_seconds_sum")
+            .parse()
+            .unwrap();
+        assert!(sum >= 0.18, "{sum}");
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ pub mod fake_registry;
 pub mod fault_proxy;
 pub mod faults;
 pub mod oci;
+pub mod prometheus;
 pub mod real_registry;
 #[cfg(test)]
 mod test_http;

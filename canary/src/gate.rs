@@ -403,7 +403,13 @@ impl Gate {
         self.policy()
             .check_fleet(&tenants)
             .map_err(|e| self.empty_fleet_refused(&e))?;
-        self.promoter(release, fleet).await
+        let promoter = self.promoter(release, fleet).await?;
+        // Only the runs that judge a release read metrics: a rollback or a
+        // manual promotion never waits on (or fails for) Prometheus.
+        Ok(match self.analysis()? {
+            Some(analysis) => promoter.with_analysis(analysis),
+            None => promoter,
+        })
     }
 
     /// [`Gate::promoter_for`] with another suite (the guard's).

@@ -181,9 +181,12 @@ impl Gate {
             suite,
             mut options,
         } = plan;
-        let promoter = self
+        let mut promoter = self
             .promoter_with(release.images(), fleet, Arc::new(suite))
             .await?;
+        if let Some(analysis) = self.analysis()? {
+            promoter = promoter.with_analysis(analysis);
+        }
         options.run_id = self.fresh_run_id();
         Ok(promoter.guard(&release, &options).await)
     }

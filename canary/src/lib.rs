@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod analysis;
 pub mod env;
 mod fleet;
 pub mod gate;

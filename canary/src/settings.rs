@@ -14,6 +14,7 @@ use canary_core::{GitSha, ImageRef, Release, TagTemplate, UsageError};
 
 use crate::env::Env;
 
+mod analysis;
 mod control_plane;
 mod describe;
 mod file;
@@ -21,6 +22,7 @@ mod guard;
 mod ledger;
 mod notify;
 
+pub use analysis::AnalysisSettings;
 pub use control_plane::{ControlPlaneSettings, DEFAULT_CONTROL_PLANE_TOKEN_ENV};
 pub use file::{load_file, FileConfig};
 pub use guard::{
@@ -123,6 +125,8 @@ pub struct Settings {
     pub notify: Vec<NotifyTarget>,
     /// Where `canary fleet enroll` makes an org a canary org.
     pub control_plane: ControlPlaneSettings,
+    /// The metric analysis (`[analysis]`), when configured.
+    pub analysis: Option<AnalysisSettings>,
 }
 
 /// What a face's user gave explicitly, before the environment, the file
@@ -800,6 +804,7 @@ impl Settings {
         let guard = GuardSettings::resolve(&r, file.guard, base)?;
         let notify = notify::resolve(&r.file_name, file.notify)?;
         let control_plane = ControlPlaneSettings::resolve(&r, file.control_plane)?;
+        let analysis = analysis::resolve(&r.file_name, file.analysis)?;
         Ok(Self {
             config_file,
             images,
@@ -825,6 +830,7 @@ impl Settings {
             guard,
             notify,
             control_plane,
+            analysis,
         })
     }
 

@@ -30,6 +30,7 @@ fn record(kind: RecordKind, run: &str, command: Command, images: Vec<RecordImage
         actor: None,
         run_url: None,
         previous: None,
+        analysis: None,
     }
 }
 

@@ -244,8 +244,28 @@ impl Promoter {
                     continue;
                 }
             }
-            let results = self.check_fleet(&tenants, versions.clone(), &context).await;
-            let (v, why) = verdict(&results);
+            // A round reads the metrics once, beside the checks: a failed
+            // metric makes the round red, as a failed check does.
+            let (results, analysis) = futures::join!(
+                self.check_fleet(&tenants, versions.clone(), &context),
+                async {
+                    match &self.analysis {
+                        Some(a) => Some(
+                            crate::analysis::analyze(
+                                a.source.as_ref(),
+                                &a.metrics,
+                                Some(self.clock.now_ms()),
+                            )
+                            .await,
+                        ),
+                        None => None,
+                    }
+                }
+            );
+            let (v, why) = super::story::with_analysis(verdict(&results), analysis.as_ref());
+            if analysis.is_some() {
+                report.analysis = analysis;
+            }
             let failed_n = results
                 .iter()
                 .flat_map(|t| &t.checks)

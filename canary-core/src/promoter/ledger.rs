@@ -249,7 +249,11 @@ impl Promoter {
             && report
                 .tenants
                 .iter()
-                .all(crate::report::TenantReport::passed);
+                .all(crate::report::TenantReport::passed)
+            && report
+                .analysis
+                .as_ref()
+                .is_none_or(|a| a.status() == crate::analysis::VerdictStatus::Pass);
         Some(Record {
             schema: RECORD_SCHEMA,
             kind,
@@ -287,6 +291,7 @@ impl Promoter {
             actor: self.meta.actor.clone(),
             run_url: self.meta.run_url.clone(),
             previous: None,
+            analysis: if done { report.analysis.clone() } else { None },
         })
     }
 }

@@ -145,6 +145,30 @@ pub(super) fn verdict(tenants: &[TenantReport]) -> (Verdict, String) {
     }
 }
 
+/// The smoke verdict combined with the metrics': a failed check or metric
+/// rejects; otherwise a check or metric without a verdict is inconclusive.
+/// The reason names the smoke checks first, then the metrics.
+pub(super) fn with_analysis(
+    smoke: (Verdict, String),
+    analysis: Option<&crate::analysis::AnalysisReport>,
+) -> (Verdict, String) {
+    use crate::analysis::VerdictStatus;
+    let Some(analysis) = analysis else {
+        return smoke;
+    };
+    let (verdict, reason) = smoke;
+    let metrics = analysis.summary();
+    match (verdict, analysis.status()) {
+        (Verdict::Failed, _) => (Verdict::Failed, reason),
+        (_, VerdictStatus::Fail) => (Verdict::Failed, metrics),
+        (Verdict::Inconclusive, _) => (Verdict::Inconclusive, reason),
+        (_, VerdictStatus::Inconclusive) => {
+            (Verdict::Inconclusive, format!("no verdict: {metrics}"))
+        }
+        (Verdict::Passed, VerdictStatus::Pass) => (Verdict::Passed, format!("{reason}; {metrics}")),
+    }
+}
+
 /// Sets the outcome and the reason of a finished run, worded from its story.
 pub(super) fn finish(report: &mut PromotionReport, state: State, release: &Release, story: &Story) {
     let promoted = release.promoted_tag();

@@ -100,5 +100,6 @@ pub fn record(kind: RecordKind, images: &[(ImageRef, Digest)]) -> Record {
         actor: Some("octocat".into()),
         run_url: None,
         previous: None,
+        analysis: None,
     }
 }

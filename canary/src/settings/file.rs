@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub(crate) notify: Vec<NotifySection>,
     #[serde(default)]
     pub(crate) control_plane: ControlPlaneSection,
+    #[serde(default)]
+    pub(crate) analysis: Option<super::analysis::AnalysisSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,7 +142,7 @@ pub fn load_file(explicit: Option<&Path>) -> Result<Option<(PathBuf, FileConfig)
         UsageError::new(
             format!("config file `{}` line {line} column {col}", path.display()),
             format!("is invalid: {}", e.message()),
-            "the sections are [release], [fleet], [suite], [rollout], [registry], [ledger], [guard], [[notify]] and [control_plane]; see the README's configuration reference",
+            "the sections are [release], [fleet], [suite], [rollout], [registry], [ledger], [guard], [[notify]], [control_plane] and [analysis]; see the README's configuration reference",
         )
     })?;
     Ok(Some((path, config)))
