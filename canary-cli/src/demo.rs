@@ -50,7 +50,7 @@ pub(crate) async fn run(quiet: bool) -> i32 {
     match Box::pin(scenarios(quiet)).await {
         Ok(()) => {
             println!(
-                "\ndemo: all six scenarios ended as designed (promoted, rejected, rolled_back, explained by the ledger, reverted by the guard, a killed run repaired)."
+                "\ndemo: all seven scenarios ended as designed (promoted, rejected, rolled_back, explained by the ledger, reverted by the guard, a killed run repaired, rejected by a metric)."
             );
             0
         }
@@ -121,7 +121,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     println!("latest is release {} on both images.", &RELEASE_A[..7]);
 
     heading(&format!(
-        "1/6 green: release {} rolls out to the canary fleet, every check passes, latest moves",
+        "1/7 green: release {} rolls out to the canary fleet, every check passes, latest moves",
         &RELEASE_B[..7]
     ));
     let (report, ()) = tokio::join!(gate.verify(RELEASE_B, false), roll_out(&tenants, RELEASE_B));
@@ -131,7 +131,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     expect_latest(&registry, RELEASE_B)?;
 
     heading(&format!(
-        "2/6 red: release {} breaks the memory round trip on one tenant, latest stays on {}",
+        "2/7 red: release {} breaks the memory round trip on one tenant, latest stays on {}",
         &RELEASE_C[..7],
         &RELEASE_B[..7]
     ));
@@ -143,7 +143,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     expect_latest(&registry, RELEASE_B)?;
 
     heading(&format!(
-        "3/6 rollback: `canary rollback {}` moves latest back to release {}",
+        "3/7 rollback: `canary rollback {}` moves latest back to release {}",
         &RELEASE_A[..7],
         &RELEASE_A[..7]
     ));
@@ -155,7 +155,7 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     expect(&report, Outcome::RolledBack)?;
     expect_latest(&registry, RELEASE_A)?;
 
-    heading("4/6 memory: the registry itself says why latest is latest (`canary history`, `canary status`)");
+    heading("4/7 memory: the registry itself says why latest is latest (`canary history`, `canary status`)");
     let history = gate.history(None, 10).await.map_err(|e| e.to_string())?;
     print!("{}", canary_report::ledger::history(&history));
     let status = gate.status(50).await.map_err(|e| e.to_string())?;
@@ -170,10 +170,129 @@ async fn scenarios(quiet: bool) -> Result<(), String> {
     }
 
     guarded(&registry, &settings, &env, &tenants, quiet, color).await?;
-    killed_run_repaired(&settings, &env, color).await
+    killed_run_repaired(&settings, &env, color).await?;
+    rejected_by_a_metric(&registry, &settings, &env, &tenants, quiet, color).await
 }
 
-/// 5/6: green on the canary fleet, red in production after the move: the
+/// 7/7: every smoke check passes, but under traffic the canary cohort
+/// answers 3% errors where the baseline answers 0.1%: the error-rate
+/// metric rejects the release, and the table says why. Prometheus is a
+/// stand-in answering the demo's two queries from the fleet's own request
+/// counters (the demo installs nothing).
+async fn rejected_by_a_metric(
+    registry: &SandboxRegistry,
+    settings: &Settings,
+    env: &Env,
+    tenants: &[TenantServer],
+    quiet: bool,
+    color: bool,
+) -> Result<(), String> {
+    use canary::settings::AnalysisSettings;
+    use canary_core::analysis::{Cohorts, Metric, Rule};
+    use canary_sandbox::metrics_api::MetricsApi;
+    use canary_sandbox::tenant::Counters;
+
+    heading(&format!(
+        "7/7 metrics: release {} passes every smoke check, but under traffic its canary tenants answer 3% errors where production answers 0.1%; the error-rate metric rejects it",
+        &RELEASE_C[..7]
+    ));
+    let baseline = TenantServer::start(TenantOptions {
+        token: format!("demo-prod-{}", canary::run_id()),
+        version: RELEASE_A.to_string(),
+        fault: TenantFault::error_rate(0.001),
+    })
+    .await;
+    // The traffic both cohorts served since the last deploy.
+    for t in tenants {
+        t.set_fault(TenantFault::error_rate(0.03));
+    }
+    let served = drive_demo_traffic(tenants, &baseline).await;
+    for t in tenants {
+        t.set_fault(TenantFault::None);
+    }
+    println!(
+        "traffic: the canary tenants answered {} requests, {} with a 5xx; production {}, {} with a 5xx",
+        served.0, served.1, served.2, served.3
+    );
+    let api = MetricsApi::start().await;
+    let errors = Cohorts {
+        canary: r#"sum(canary_tenant_requests_total{code=~"5..", release="canary"})"#.to_string(),
+        baseline: r#"sum(canary_tenant_requests_total{code=~"5..", release="baseline"})"#
+            .to_string(),
+    };
+    let total = Cohorts {
+        canary: r#"sum(canary_tenant_requests_total{release="canary"})"#.to_string(),
+        baseline: r#"sum(canary_tenant_requests_total{release="baseline"})"#.to_string(),
+    };
+    let cohort = |servers: Vec<Counters>, pick: fn((u64, u64)) -> u64| {
+        move || {
+            #[allow(clippy::cast_precision_loss)]
+            let n = servers.iter().map(|t| pick(t.served())).sum::<u64>() as f64;
+            n
+        }
+    };
+    let canary: Vec<Counters> = tenants.iter().map(TenantServer::counters).collect();
+    let production = vec![baseline.counters()];
+    api.answer(&errors.canary, cohort(canary.clone(), |(_, e)| e));
+    api.answer(&total.canary, cohort(canary, |(n, _)| n));
+    api.answer(&errors.baseline, cohort(production.clone(), |(_, e)| e));
+    api.answer(&total.baseline, cohort(production, |(n, _)| n));
+    let mut settings = settings.clone();
+    settings.analysis = Some(AnalysisSettings {
+        prometheus: api.url(),
+        window: Duration::ZERO,
+        interval: Duration::ZERO,
+        token_env: None,
+        basic_env: None,
+        ca_file: None,
+        metrics: vec![Metric {
+            name: "http-errors".to_string(),
+            rule: Rule::ErrorRate {
+                errors,
+                total,
+                max_increase: 0.01,
+                max_rate: None,
+            },
+            min_requests: 200.0,
+            confidence: 0.95,
+        }],
+    });
+    let gate = Gate::new(settings, env.clone()).with_observer(Arc::new(Progress::new(quiet)));
+    let (report, ()) = tokio::join!(gate.verify(RELEASE_C, false), roll_out(tenants, RELEASE_C));
+    let report = report.map_err(|e| e.to_string())?;
+    print!("{}", output::summary(&report, color));
+    if let Some(a) = &report.analysis {
+        print!("{}", canary_report::analysis::markdown(a));
+    }
+    expect(&report, Outcome::Rejected)?;
+    if !report
+        .tenants
+        .iter()
+        .all(canary_core::report::TenantReport::passed)
+    {
+        return Err("a smoke check failed: the metric was meant to decide".to_string());
+    }
+    expect_latest(registry, RELEASE_A)
+}
+
+/// Drives the demo's traffic: 400 requests to each canary tenant, 1,200 to
+/// the production one. Returns (canary requests, canary errors, production
+/// requests, production errors).
+async fn drive_demo_traffic(
+    tenants: &[TenantServer],
+    baseline: &TenantServer,
+) -> (u64, u64, u64, u64) {
+    use canary_sandbox::metrics_api::drive_traffic;
+    let mut canary = (0, 0);
+    for t in tenants {
+        let errors = drive_traffic(t, 400).await as u64;
+        canary = (canary.0 + 400, canary.1 + errors);
+    }
+    let errors = drive_traffic(baseline, 1200).await as u64;
+    (canary.0, canary.1, 1200, errors)
+}
+
+/// 5/7: green on the canary fleet, red in production after the move: the
 /// guard moves latest back by itself, and the webhook hears both.
 async fn guarded(
     registry: &SandboxRegistry,
@@ -184,7 +303,7 @@ async fn guarded(
     color: bool,
 ) -> Result<(), String> {
     heading(&format!(
-        "5/6 guard: release {} passes on the canary fleet and moves latest, then breaks a production tenant; `canary verify --guard` moves latest back to {} by itself",
+        "5/7 guard: release {} passes on the canary fleet and moves latest, then breaks a production tenant; `canary verify --guard` moves latest back to {} by itself",
         &RELEASE_B[..7],
         &RELEASE_A[..7]
     ));
@@ -265,12 +384,12 @@ async fn guarded(
     Ok(())
 }
 
-/// 6/6: a runner lost between two moves (a cancelled job that was killed,
+/// 6/7: a runner lost between two moves (a cancelled job that was killed,
 /// not signalled) leaves a mixed release; the ledger shows it and `canary
 /// repair` settles it.
 async fn killed_run_repaired(settings: &Settings, env: &Env, color: bool) -> Result<(), String> {
     heading(&format!(
-        "6/6 a runner killed mid-move: `canary promote {}` dies after its first write; `canary status` sees it, `canary repair` undoes it",
+        "6/7 a runner killed mid-move: `canary promote {}` dies after its first write; `canary status` sees it, `canary repair` undoes it",
         &RELEASE_B[..7]
     ));
     // The images move together; a registry slow to write the second

@@ -439,3 +439,54 @@ fn the_previous_release_is_found_from_the_before_digests_when_nothing_else_says(
     assert_eq!(report.outcome, Outcome::Reverted, "{}", report.reason);
     assert_eq!(latest(&registry), staging(&registry, OLD));
 }
+
+#[test]
+fn a_failed_metric_makes_a_round_red_and_reverts_though_every_check_passed() {
+    use canary_core::analysis::{Analysis, Cohorts, Metric, Rule, ScriptedMetrics};
+    let registry = seeded();
+    let ledger = promoted_twice(&registry);
+    let suite = Arc::new(Rounds::new(&[CheckStatus::Passed]));
+    // Production on the release serves 2% errors, the baseline 0.1%.
+    let source = ScriptedMetrics::new()
+        .with("ce", 100.0)
+        .with("cn", 5000.0)
+        .with("be", 5.0)
+        .with("bn", 5000.0);
+    let analysis = Analysis {
+        source: Arc::new(source.clone()),
+        metrics: vec![Metric {
+            name: "http-errors".into(),
+            rule: Rule::ErrorRate {
+                errors: Cohorts {
+                    canary: "ce".into(),
+                    baseline: "be".into(),
+                },
+                total: Cohorts {
+                    canary: "cn".into(),
+                    baseline: "bn".into(),
+                },
+                max_increase: 0.01,
+                max_rate: None,
+            },
+            min_requests: 200.0,
+            confidence: 0.95,
+        }],
+        window: Duration::from_secs(300),
+        interval: Duration::from_secs(60),
+    };
+    let report = block_on(
+        guard_promoter(&registry, Some(ledger), suite, prod(2))
+            .with_analysis(analysis)
+            .guard(&release(NEW), &options(2)),
+    );
+    assert_eq!(report.outcome, Outcome::Reverted, "{}", report.reason);
+    assert!(
+        report.reason.contains("metric `http-errors` fail"),
+        "{}",
+        report.reason
+    );
+    assert_eq!(latest(&registry), staging(&registry, OLD));
+    // One read per round (not the verify's window): two rounds, 4 queries each.
+    assert_eq!(source.queries(), 8);
+    assert!(report.analysis.is_some());
+}

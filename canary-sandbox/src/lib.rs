@@ -2,12 +2,14 @@
 #![deny(missing_docs)]
 
 pub mod control_plane;
+pub mod metrics_api;
 pub mod registry;
 pub mod server;
 pub mod tenant;
 pub mod webhook;
 
 pub use control_plane::{ControlPlaneServer, Org};
+pub use metrics_api::MetricsApi;
 pub use registry::{Registry, RegistryOptions};
 pub use server::Server;
 pub use tenant::{TenantFault, TenantOptions, TenantServer};

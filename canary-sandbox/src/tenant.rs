@@ -222,6 +222,18 @@ impl TenantServer {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// Requests answered so far (as `/metrics` counts them), and how many
+    /// with a 5xx.
+    pub fn served(&self) -> (u64, u64) {
+        self.counters().served()
+    }
+
+    /// A handle on the tenant's request counters that does not borrow it
+    /// (for a metrics endpoint answering from them).
+    pub fn counters(&self) -> Counters {
+        Counters(Arc::clone(&self.shared))
+    }
+
     /// What `GET /metrics` answers now.
     pub fn metrics_text(&self) -> String {
         lock(&self.shared.metrics).render()
@@ -603,5 +615,22 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(closed, "{addr} still accepts connections");
+    }
+}
+
+/// A tenant's request counters, read live ([`TenantServer::counters`]).
+#[derive(Clone)]
+pub struct Counters(Arc<Shared>);
+
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Counters").field(&self.served()).finish()
+    }
+}
+
+impl Counters {
+    /// Requests answered so far, and how many with a 5xx.
+    pub fn served(&self) -> (u64, u64) {
+        lock(&self.0.metrics).totals()
     }
 }

@@ -19,7 +19,7 @@ fn the_demo_runs_every_scenario_as_designed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("demo: all six scenarios ended as designed"),
+        stdout.contains("demo: all seven scenarios ended as designed"),
         "{stdout}"
     );
     for outcome in [
@@ -36,6 +36,16 @@ fn the_demo_runs_every_scenario_as_designed() {
     }
     assert!(
         stdout.contains("webhook received `reverted` (signature valid)"),
+        "{stdout}"
+    );
+    // Scenario 7: the smoke suite passed, the error-rate metric said no,
+    // and the table shows the numbers behind it.
+    assert!(
+        stdout.contains("FAIL       http-errors (error_rate)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| `http-errors` | error_rate | **FAIL** |"),
         "{stdout}"
     );
     // The demo's tokens and webhook secret are made per run; none is printed.

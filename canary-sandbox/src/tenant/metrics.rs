@@ -46,6 +46,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Requests answered, and how many of them with a 5xx.
+    pub(super) fn totals(&self) -> (u64, u64) {
+        self.requests
+            .iter()
+            .fold((0, 0), |(all, errors), ((_, code), n)| {
+                (all + n, if *code >= 500 { errors + n } else { errors })
+            })
+    }
+
     /// Counts one answered request.
     pub(super) fn record(&mut self, method: &str, code: u16, took: Duration) {
         *self.requests.entry((method.to_string(), code)).or_default() += 1;
