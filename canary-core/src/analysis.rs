@@ -478,32 +478,40 @@ pub fn judge(metric: &Metric, sample: &Sample) -> Verdict {
         v.detail = format!("{e}; no verdict");
         return v;
     }
-    // A missing or non-finite value: no data, no verdict.
-    let missing: Vec<&str> = sample
-        .values
-        .iter()
-        .filter(|(_, x)| !x.is_some_and(f64::is_finite))
-        .map(|(n, _)| *n)
-        .collect();
+    // Every query answered (a failed one ended the read above); a query
+    // without a series, or a value that is no number, is no verdict.
+    let names = |keep: fn(Option<f64>) -> bool| -> Vec<&str> {
+        sample
+            .values
+            .iter()
+            .filter(|(_, x)| keep(*x))
+            .map(|(n, _)| *n)
+            .collect()
+    };
+    let absent = names(|x| x.is_none());
+    if !absent.is_empty() {
+        v.detail = format!("no data for {}; no verdict", absent.join(", "));
+        return v;
+    }
+    let not_numbers = names(|x| x.is_some_and(|x| !x.is_finite()));
+    if !not_numbers.is_empty() {
+        v.detail = format!("{} is not a number; no verdict", not_numbers.join(", "));
+        return v;
+    }
+    // Present and finite from here on.
+    let value = |name: &str| sample.get(name).unwrap_or_default();
     match &metric.rule {
         Rule::ErrorRate {
             max_increase,
             max_rate,
             ..
         } => {
-            let (Some(ce), Some(be), Some(cn), Some(bn)) = (
-                sample.get("canary_errors"),
-                sample.get("baseline_errors"),
-                sample.get("canary_total"),
-                sample.get("baseline_total"),
-            ) else {
-                v.detail = format!("no data for {}; no verdict", missing.join(", "));
-                return v;
-            };
-            if !missing.is_empty() {
-                v.detail = format!("{} is not a number; no verdict", missing.join(", "));
-                return v;
-            }
+            let (ce, be, cn, bn) = (
+                value("canary_errors"),
+                value("baseline_errors"),
+                value("canary_total"),
+                value("baseline_total"),
+            );
             v.canary_requests = Some(cn);
             v.baseline_requests = Some(bn);
             if let Some(why) = too_few(cn, Some(bn), metric.min_requests) {
@@ -565,14 +573,7 @@ pub fn judge(metric: &Metric, sample: &Sample) -> Verdict {
             }
         }
         Rule::Latency { max_ratio, .. } => {
-            let (Some(c), Some(b)) = (sample.get("canary"), sample.get("baseline")) else {
-                v.detail = format!("no data for {}; no verdict", missing.join(", "));
-                return v;
-            };
-            if !missing.is_empty() {
-                v.detail = format!("no data for {}; no verdict", missing.join(", "));
-                return v;
-            }
+            let (c, b) = (value("canary"), value("baseline"));
             v.canary = Some(c);
             v.baseline = Some(b);
             v.canary_requests = sample.get("canary_total");
@@ -601,14 +602,7 @@ pub fn judge(metric: &Metric, sample: &Sample) -> Verdict {
             }
         }
         Rule::Threshold { max, min, .. } => {
-            let Some(c) = sample.get("canary") else {
-                v.detail = format!("no data for {}; no verdict", missing.join(", "));
-                return v;
-            };
-            if !missing.is_empty() {
-                v.detail = format!("no data for {}; no verdict", missing.join(", "));
-                return v;
-            }
+            let c = value("canary");
             v.canary = Some(c);
             v.canary_requests = sample.get("canary_total");
             if let Some(cn) = v.canary_requests {
