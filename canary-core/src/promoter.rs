@@ -804,7 +804,22 @@ impl Promoter {
                             .map(|d| (d, None))
                     }
                 };
-                let before = self.registry.head_manifest(image, promoted_ref);
+                // A run that writes at once (manual promotion, rollback)
+                // learns `before` by its bytes: a HEAD only repeats the
+                // registry's claim, and a wrong one would become the digest
+                // a failed move "restores" and "verifies". A verify reads
+                // `latest` again right before its move.
+                let before = async {
+                    if fetch {
+                        match self.registry.get_manifest(image, promoted_ref).await {
+                            Ok(m) => Ok(Some(m.digest().clone())),
+                            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                            Err(e) => Err(e),
+                        }
+                    } else {
+                        self.registry.head_manifest(image, promoted_ref).await
+                    }
+                };
                 let (staged, before) = futures::join!(staged, before);
                 (
                     staged.map_err(|e| e.context(format!("{image}:{staging}"))),
