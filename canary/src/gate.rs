@@ -170,7 +170,7 @@ impl Gate {
     pub async fn verify(&self, sha: &str, dry_run: bool) -> Result<PromotionReport, UsageError> {
         let notifier = self.notifier()?;
         let release = self.release(sha)?;
-        let promoter = self.fleet_promoter(&release).await?;
+        let promoter = self.judging_promoter(&release).await?;
         let options = VerifyOptions {
             dry_run,
             run_id: self.next_run_id(),
@@ -230,7 +230,7 @@ impl Gate {
                 })?,
         };
         let release = self.release(&sha)?;
-        let promoter = self.fleet_promoter(&release).await?;
+        let promoter = self.judging_promoter(&release).await?;
         let options = VerifyOptions {
             dry_run,
             run_id: self.next_run_id(),
@@ -396,17 +396,27 @@ impl Gate {
     }
 
     /// The promoter of a verify: the canary fleet read and checked against
-    /// the empty-fleet policy first.
+    /// the empty-fleet policy first. It reads no metrics: a shard's
+    /// evidence is partial, and a shard job needs neither Prometheus nor
+    /// its credential (see [`Gate::judging_promoter`]).
     async fn fleet_promoter(&self, release: &Release) -> Result<Promoter, UsageError> {
         let fleet = self.fleet()?;
         let tenants = fleet.tenants().await.unwrap_or_default();
         self.policy()
             .check_fleet(&tenants)
             .map_err(|e| self.empty_fleet_refused(&e))?;
-        let promoter = self.promoter(release, fleet).await?;
-        // Only the runs that judge a release read metrics: a rollback or a
-        // manual promotion never waits on (or fails for) Prometheus.
-        Ok(match self.analysis()? {
+        self.promoter(release, fleet).await
+    }
+
+    /// The promoter of a run that judges the whole release (a verify, or
+    /// the `decide` that merges shards): [`Gate::fleet_promoter`] with the
+    /// configured metric analysis. Only these read metrics: a shard, a
+    /// rollback or a manual promotion never waits on (or fails for)
+    /// Prometheus.
+    async fn judging_promoter(&self, release: &Release) -> Result<Promoter, UsageError> {
+        let analysis = self.analysis()?;
+        let promoter = self.fleet_promoter(release).await?;
+        Ok(match analysis {
             Some(analysis) => promoter.with_analysis(analysis),
             None => promoter,
         })

@@ -177,3 +177,46 @@ async fn a_bad_analysis_config_is_refused_before_any_request() {
         assert_eq!(t.requests(), 0);
     }
 }
+
+/// A shard never reads metrics (the `decide` that merges the shards does),
+/// so a shard job needs neither Prometheus nor its credential: with the
+/// credential unset the shard still runs, and its report has no analysis.
+/// The `decide` that judges the release refuses the missing credential by
+/// name, before any registry request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_needs_no_prometheus_credential_and_decide_does() {
+    let world = World::start(1).await;
+    std::fs::write(
+        world.dir.path().join("canary.toml"),
+        "[analysis]\nprometheus = \"http://127.0.0.1:9\"\ntoken_env = \"CANARY_TEST_PROM_TOKEN\"\n\
+         cohort_label = \"release\"\n[[analysis.metric]]\nname = \"e\"\nkind = \"error_rate\"\n\
+         errors = 'sum(x{ {{cohort}} })'\ntotal = 'sum(y{ {{cohort}} })'\n",
+    )
+    .unwrap();
+    let shards = world.dir.path().join("shards");
+    std::fs::create_dir_all(&shards).unwrap();
+    let mut cmd = world.canary();
+    cmd.env_remove("CANARY_TEST_PROM_TOKEN")
+        .args(["verify", "--sha", NEW, "--shard", "1/1", "--report"])
+        .arg(shards.join("1.json"));
+    let r = run(cmd).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let partial: Value =
+        serde_json::from_str(&std::fs::read_to_string(shards.join("1.json")).unwrap()).unwrap();
+    assert_eq!(partial["outcome"], "passed", "{partial}");
+    assert!(partial["analysis"].is_null(), "{partial}");
+
+    let mark = world.registry.access_mark();
+    let mut cmd = world.canary();
+    cmd.env_remove("CANARY_TEST_PROM_TOKEN")
+        .args(["decide", "--reports"])
+        .arg(&shards);
+    let d = run(cmd).await;
+    assert_eq!(d.code, 2, "{d:?}");
+    assert!(d.stderr.contains("CANARY_TEST_PROM_TOKEN"), "{}", d.stderr);
+    assert!(
+        world.registry.access_since(mark).is_empty(),
+        "a request was made"
+    );
+    assert_eq!(world.latest(), world.staging(OLD), "skopeo: latest stayed");
+}
