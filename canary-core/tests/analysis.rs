@@ -12,16 +12,10 @@ use canary_core::registry::Op;
 use canary_core::*;
 use futures::executor::block_on;
 
-const SHA: &str = "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90";
+mod common;
+use common::*;
+
 const OLD: &str = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-
-fn image(n: usize) -> ImageRef {
-    ImageRef::parse(&format!("ghcr.io/acme/image{n}")).unwrap()
-}
-
-fn tag(s: &str) -> Tag {
-    Tag::parse(s).unwrap()
-}
 
 fn release() -> Release {
     Release::new(

@@ -9,14 +9,11 @@ use canary_core::*;
 use futures::executor::block_on;
 use proptest::prelude::*;
 
-const SHA: &str = "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90";
+mod common;
+use common::*;
 
 fn image(n: usize) -> ImageRef {
     ImageRef::parse(&format!("registry.example/acme/image{n}")).unwrap()
-}
-
-fn tag(s: &str) -> Tag {
-    Tag::parse(s).unwrap()
 }
 
 fn status() -> impl Strategy<Value = CheckStatus> {

@@ -14,66 +14,8 @@ use canary_core::registry::{FaultTiming, Op};
 use canary_core::*;
 use futures::executor::block_on;
 
-const SHA: &str = "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90";
-const OLD_SHA: &str = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-
-fn image(n: usize) -> ImageRef {
-    ImageRef::parse(&format!("ghcr.io/acme/image{n}")).unwrap()
-}
-
-fn tag(s: &str) -> Tag {
-    Tag::parse(s).unwrap()
-}
-
-fn manifest(body: &str) -> Manifest {
-    Manifest::new(
-        "application/vnd.oci.image.manifest.v1+json",
-        body.as_bytes().to_vec(),
-    )
-}
-
-fn release(images: usize, sha: &str) -> Release {
-    Release::new(
-        GitSha::parse(sha).unwrap(),
-        (0..images).map(image).collect(),
-        TagTemplate::parse("staging-{sha}").unwrap(),
-        TagTemplate::parse("latest").unwrap(),
-    )
-    .unwrap()
-}
-
-fn seeded(images: usize) -> MemoryRegistry {
-    let r = MemoryRegistry::new();
-    for i in 0..images {
-        let old = manifest(&format!("{{\"image\":{i},\"release\":\"old\"}}"));
-        let new = manifest(&format!("{{\"image\":{i},\"release\":\"new\"}}"));
-        r.push(&image(i), &tag(&format!("staging-{OLD_SHA}")), old.clone());
-        r.push(&image(i), &tag("latest"), old);
-        r.push(&image(i), &tag(&format!("staging-{SHA}")), new);
-    }
-    r
-}
-
-fn latest(r: &MemoryRegistry, i: usize) -> Option<Digest> {
-    r.tag_digest(&image(i), &tag("latest"))
-}
-
-fn staging(r: &MemoryRegistry, i: usize, sha: &str) -> Option<Digest> {
-    r.tag_digest(&image(i), &tag(&format!("staging-{sha}")))
-}
-
-fn fleet(n: usize) -> StaticFleet {
-    StaticFleet::new(
-        (0..n)
-            .map(|i| {
-                Tenant::new(
-                    format!("https://canary-{i}.example"),
-                    Secret::new(format!("token-{i}")),
-                )
-            })
-            .collect(),
-    )
-}
+mod common;
+use common::*;
 
 fn promoter(registry: Arc<dyn Registry>, ledger: &Arc<MemoryLedger>) -> Promoter {
     Promoter::new(

@@ -11,7 +11,8 @@ use canary_core::promoter::Rollout;
 use canary_core::*;
 use futures::executor::block_on;
 
-const SHA: &str = "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90";
+mod common;
+use common::*;
 
 struct WrongToken;
 

@@ -10,18 +10,11 @@ use canary_core::shard::{merge, Partial};
 use canary_core::*;
 use futures::executor::block_on;
 
-const SHA: &str = "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90";
+mod common;
+use common::*;
+
 const OTHER_SHA: &str = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-const OLD_SHA: &str = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const TENANTS: usize = 10;
-
-fn image(n: usize) -> ImageRef {
-    ImageRef::parse(&format!("ghcr.io/acme/image{n}")).unwrap()
-}
-
-fn tag(s: &str) -> Tag {
-    Tag::parse(s).unwrap()
-}
 
 fn release(sha: &str) -> Release {
     Release::new(

@@ -35,7 +35,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::lock;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -59,10 +61,6 @@ struct Shared {
     token: String,
     orgs: Mutex<BTreeMap<String, Org>>,
     requests: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A running reference control plane on `127.0.0.1` and a free port.

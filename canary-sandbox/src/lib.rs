@@ -14,3 +14,9 @@ pub use registry::{Registry, RegistryOptions};
 pub use server::Server;
 pub use tenant::{TenantFault, TenantOptions, TenantServer};
 pub use webhook::{Received, WebhookReceiver};
+
+/// Locks `m`, also when a panic elsewhere poisoned it: a sandbox server's
+/// state stays readable for the test that is reporting that panic.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -7,7 +7,7 @@
 //! Prometheus (canary-testkit).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::lock;
 use crate::server::Server;
 
 type Answer = Box<dyn Fn() -> f64 + Send + Sync>;
@@ -54,11 +55,7 @@ impl MetricsApi {
     /// `query` answers one series whose value is `value()` at the time of
     /// the request.
     pub fn answer(&self, query: &str, value: impl Fn() -> f64 + Send + Sync + 'static) {
-        self.answers
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(query.to_string(), Box::new(value));
+        lock(&self.answers.0).insert(query.to_string(), Box::new(value));
     }
 
     /// Its base URL (what `[analysis] prometheus` names).
@@ -72,12 +69,7 @@ async fn query(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let q = params.get("query").cloned().unwrap_or_default();
-    let value = answers
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&q)
-        .map(|f| f());
+    let value = lock(&answers.0).get(&q).map(|f| f());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());

@@ -43,7 +43,9 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::lock;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -141,10 +143,6 @@ struct Shared {
     requests: AtomicU64,
     memories: Mutex<Vec<Memory>>,
     metrics: Mutex<Metrics>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A running reference tenant on `127.0.0.1` and a free port. Dropping it

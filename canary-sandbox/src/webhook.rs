@@ -3,7 +3,7 @@
 //! exact body, compared in constant time) and keeps every event, so the
 //! demo can show them and tests can assert on them.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,6 +13,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::lock;
 use crate::server::Server;
 
 /// One notification received.
@@ -76,20 +77,12 @@ impl WebhookReceiver {
 
     /// Every notification received so far, in order.
     pub fn received(&self) -> Vec<Received> {
-        self.shared
-            .received
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.shared.received).clone()
     }
 
     /// Answers the next `n` requests with 503 (they are not kept).
     pub fn fail_next(&self, n: u32) {
-        *self
-            .shared
-            .fail_first
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = n;
+        *lock(&self.shared.fail_first) = n;
     }
 }
 
@@ -110,10 +103,7 @@ pub fn signature_matches(secret: &[u8], body: &[u8], header: &str) -> bool {
 
 async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     {
-        let mut fail = shared
-            .fail_first
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut fail = lock(&shared.fail_first);
         if *fail > 0 {
             *fail -= 1;
             return StatusCode::SERVICE_UNAVAILABLE;
@@ -127,15 +117,11 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         .as_deref()
         .is_some_and(|s| signature_matches(&shared.secret, &body, s));
     let parsed = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    shared
-        .received
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(Received {
-            body: parsed,
-            raw: body.to_vec(),
-            signature_valid,
-            signature,
-        });
+    lock(&shared.received).push(Received {
+        body: parsed,
+        raw: body.to_vec(),
+        signature_valid,
+        signature,
+    });
     StatusCode::NO_CONTENT
 }
