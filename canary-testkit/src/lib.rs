@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod child;
 pub mod fake_registry;
 pub mod fault_proxy;
 pub mod faults;

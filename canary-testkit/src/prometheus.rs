@@ -39,8 +39,9 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::child::{exits_after_stdin_closes, wait_ready, ChildServer};
 use crate::real_registry::run;
 
 const INSTALL: &str = "Prometheus is not installed: the metric-analysis tests need Debian's \
@@ -184,7 +185,7 @@ impl Prometheus {
                 &prometheus.pid_path(),
                 &args,
             ));
-            match prometheus.wait_ready(Duration::from_secs(20)) {
+            match wait_ready(&mut prometheus, Duration::from_secs(20)) {
                 Ok(()) => return prometheus,
                 Err(why) => {
                     last = why;
@@ -203,41 +204,6 @@ impl Prometheus {
         self.dir.path().join("prometheus.pid")
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("exited with {status}; its log:\n{}", self.log()));
-                }
-            }
-            if self.ready() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "not ready after {timeout:?}; its log:\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn ready(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500))
-        else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let request = format!("GET /-/ready HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 12];
-        stream.read_exact(&mut buf).is_ok() && buf.ends_with(b" 200")
-    }
-
     /// Stops Prometheus now (a test of an unreachable Prometheus); drop
     /// does the same.
     pub fn stop(&mut self) {
@@ -245,16 +211,8 @@ impl Prometheus {
             return;
         };
         // Closing the pipe makes the watchdog stop Prometheus (SIGTERM).
-        drop(child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => return,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => break,
-            }
+        if exits_after_stdin_closes(&mut child, Duration::from_secs(10)) {
+            return;
         }
         // It did not stop in time: kill it by the id its shell wrote.
         if let Ok(pid) = fs::read_to_string(self.pid_path()) {
@@ -291,6 +249,31 @@ impl Prometheus {
 impl Drop for Prometheus {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+impl ChildServer for Prometheus {
+    fn child(&mut self) -> Option<&mut Child> {
+        self.child.as_mut()
+    }
+
+    fn log(&self) -> String {
+        Prometheus::log(self)
+    }
+
+    /// `GET /-/ready` answers 200.
+    fn ready(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500))
+        else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = format!("GET /-/ready HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 12];
+        stream.read_exact(&mut buf).is_ok() && buf.ends_with(b" 200")
     }
 }
 

@@ -23,9 +23,11 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng as _;
+
+use crate::child::{exits_after_stdin_closes, wait_ready, ChildServer};
 
 /// How the registry is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,36 +262,15 @@ impl RealRegistry {
                 &root.join("access.log"),
                 &root.join("registry.log"),
             ));
-            match registry.wait_ready(Duration::from_secs(20)) {
+            match wait_ready(&mut registry, Duration::from_secs(20)) {
                 Ok(()) => return registry,
-                Err(log) => {
-                    last_log = log;
+                Err(why) => {
+                    last_log = why;
                     registry.stop();
                 }
             }
         }
-        panic!("{binary} did not start; its log:\n{last_log}");
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!("exited with {status}\n{}", self.server_log()));
-                }
-            }
-            if self.server_log().contains("listening on") && self.answers_v2() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "not ready after {timeout:?}\n{}",
-                    self.server_log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        panic!("{binary} did not start: {last_log}");
     }
 
     /// A TCP connect, and for plain HTTP an actual `GET /v2/` (the TLS
@@ -320,20 +301,9 @@ impl RealRegistry {
             return;
         };
         // Closing the pipe makes the watchdog kill the registry.
-        drop(child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => return,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return;
-                }
-            }
+        if !exits_after_stdin_closes(&mut child, Duration::from_secs(5)) {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -545,6 +515,21 @@ impl RealRegistry {
         args.extend(extra.iter().map(ToString::to_string));
         args.push(format!("{}/{repo}@{digest}", self.host()));
         self.tool("regctl", &args)
+    }
+}
+
+impl ChildServer for RealRegistry {
+    fn child(&mut self) -> Option<&mut Child> {
+        self.child.as_mut()
+    }
+
+    fn log(&self) -> String {
+        self.server_log()
+    }
+
+    /// It logged "listening on" and answers.
+    fn ready(&self) -> bool {
+        self.server_log().contains("listening on") && self.answers_v2()
     }
 }
 

@@ -11,41 +11,9 @@ const TOKEN: &str = "fd-limit-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_past_the_soft_open_files_limit_passes() {
-    let n = 300;
-    let mut tenants = Vec::with_capacity(n);
-    for _ in 0..n {
-        tenants.push(
-            TenantServer::start(TenantOptions {
-                token: TOKEN.into(),
-                version: "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90".into(),
-                fault: TenantFault::None,
-            })
-            .await,
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let urls: Vec<String> = tenants.iter().map(TenantServer::url).collect();
-    std::fs::write(dir.path().join("urls.txt"), urls.join("\n")).unwrap();
-    std::fs::write(dir.path().join("tokens.txt"), vec![TOKEN; n].join("\n")).unwrap();
-    let bin = canary_e2e::canary_bin();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("sh")
-            .arg("-c")
-            // A soft limit far below the fleet, the hard one left as it is.
-            .arg(format!(
-                "ulimit -Sn 128 && exec '{}' smoke --urls-file urls.txt --tokens-file tokens.txt",
-                bin.display()
-            ))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let tenants = healthy(300).await;
+    // A soft limit far below the fleet, the hard one left as it is.
+    let out = smoke_under_limit(&tenants, "-Sn 128", "").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -57,11 +25,12 @@ async fn a_fleet_past_the_soft_open_files_limit_passes() {
     assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
 }
 
-/// `sh -c 'ulimit -n LIMIT && exec canary smoke …'` over files listing
-/// `tenants`, with extra arguments.
+/// `sh -c 'ulimit LIMIT && exec canary smoke …'` over files listing
+/// `tenants`, with extra arguments: `-n 128` sets the soft and the hard
+/// limit (canary cannot raise it), `-Sn 128` the soft one only.
 async fn smoke_under_limit(
     tenants: &[TenantServer],
-    limit: u32,
+    limit: &str,
     extra: &str,
 ) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
@@ -74,8 +43,7 @@ async fn smoke_under_limit(
     .unwrap();
     let bin = canary_e2e::canary_bin();
     let script = format!(
-        // Soft and hard: canary cannot raise it.
-        "ulimit -n {limit} && exec '{}' smoke --urls-file urls.txt --tokens-file tokens.txt {extra}",
+        "ulimit {limit} && exec '{}' smoke --urls-file urls.txt --tokens-file tokens.txt {extra}",
         bin.display()
     );
     tokio::task::spawn_blocking(move || {
@@ -116,7 +84,7 @@ async fn healthy(n: usize) -> Vec<TenantServer> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_five_times_the_hard_open_files_limit_passes() {
     let tenants = healthy(640).await;
-    let out = smoke_under_limit(&tenants, 128, "--concurrency 16").await;
+    let out = smoke_under_limit(&tenants, "-n 128", "--concurrency 16").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -134,7 +102,7 @@ async fn a_fleet_five_times_the_hard_open_files_limit_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limit_too_low_for_the_concurrency_lowers_it_or_is_refused() {
     let tenants = healthy(40).await;
-    let out = smoke_under_limit(&tenants, 128, "--concurrency 256").await;
+    let out = smoke_under_limit(&tenants, "-n 128", "--concurrency 256").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -145,7 +113,7 @@ async fn a_limit_too_low_for_the_concurrency_lowers_it_or_is_refused() {
     );
     assert!(stdout.contains("outcome: passed"), "{stdout}");
     let served: Vec<u64> = tenants.iter().map(TenantServer::requests).collect();
-    let out = smoke_under_limit(&tenants, 80, "").await;
+    let out = smoke_under_limit(&tenants, "-n 80", "").await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
