@@ -21,6 +21,7 @@ mod file;
 mod guard;
 mod ledger;
 mod notify;
+mod resolver;
 
 pub use analysis::AnalysisSettings;
 pub use control_plane::{ControlPlaneSettings, DEFAULT_CONTROL_PLANE_TOKEN_ENV};
@@ -30,6 +31,7 @@ pub use guard::{
 };
 pub use ledger::{LedgerSettings, DEFAULT_SIGNING_KEY_ENV};
 pub use notify::{default_on, NotifyFormat, NotifyTarget};
+use resolver::{boolean, duration, named, positive_duration, Resolver};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,124 +258,6 @@ settings! {
     GUARD_SAMPLE = ("guard_sample", "sample", "CANARY_GUARD_SAMPLE");
     CONTROL_PLANE_URL = ("control_plane_url", "control-plane-url", "CANARY_CONTROL_PLANE_URL");
     CONTROL_PLANE_TOKEN_ENV = ("control_plane_token_env", "control-plane-token-env", "CANARY_CONTROL_PLANE_TOKEN_ENV");
-}
-
-struct Resolver<'a> {
-    overrides: &'a Overrides,
-    env: &'a Env,
-    file_name: String,
-}
-
-impl Resolver<'_> {
-    fn given_source(&self, s: Setting) -> Source {
-        if self.overrides.from_env.contains(&s.id) {
-            Source::Env(s.env)
-        } else {
-            Source::Flag(s.flag)
-        }
-    }
-
-    fn file(&self, key: &str) -> Source {
-        Source::File(format!("{}: {key}", self.file_name))
-    }
-
-    /// The value of `s`'s variable; empty counts as unset.
-    fn env_value(&self, s: Setting) -> Option<String> {
-        self.env.get(s.env).filter(|v| !v.is_empty())
-    }
-
-    /// A list from its variable, comma-separated.
-    fn env_list(&self, s: Setting) -> Option<Vec<String>> {
-        self.env_value(s)
-            .map(|v| v.split(',').map(str::to_string).collect())
-    }
-
-    /// override > env > file > default, then parse.
-    #[allow(clippy::too_many_arguments)]
-    fn pick<R, T>(
-        &self,
-        given: Option<R>,
-        setting: Setting,
-        from_env: impl FnOnce() -> Option<R>,
-        file: Option<R>,
-        key: &str,
-        default: R,
-        parse: impl Fn(R, &Source) -> Result<T, UsageError>,
-    ) -> Result<Sourced<T>, UsageError> {
-        let (raw, source) = if let Some(v) = given {
-            (v, self.given_source(setting))
-        } else if let Some(v) = from_env() {
-            (v, Source::Env(setting.env))
-        } else if let Some(v) = file {
-            (v, self.file(key))
-        } else {
-            (default, Source::Default)
-        };
-        let value = parse(raw, &source)?;
-        Ok(Sourced { value, source })
-    }
-
-    /// A setting that only the file sets.
-    fn file_only<T>(
-        &self,
-        file: Option<String>,
-        key: &str,
-        default: &str,
-        parse: impl Fn(String, &Source) -> Result<T, UsageError>,
-    ) -> Result<Sourced<T>, UsageError> {
-        let (raw, source) = match file {
-            Some(v) => (v, self.file(key)),
-            None => (default.to_string(), Source::Default),
-        };
-        let value = parse(raw, &source)?;
-        Ok(Sourced { value, source })
-    }
-}
-
-fn named(source: &Source, what: &str) -> String {
-    match source {
-        Source::Default => what.to_string(),
-        other => format!("{what} ({other})"),
-    }
-}
-
-fn duration(raw: &str, source: &Source, what: &str) -> Result<Duration, UsageError> {
-    humantime::parse_duration(raw.trim()).map_err(|e| {
-        UsageError::new(
-            named(source, &format!("{what} `{raw}`")),
-            format!("is not a duration ({e})"),
-            "write a duration such as `90s`, `6m` or `1h 30m`",
-        )
-    })
-}
-
-/// A [`duration`] that must not be zero (`fix` says what to write).
-fn positive_duration(
-    raw: &str,
-    source: &Source,
-    what: &str,
-    fix: &str,
-) -> Result<Duration, UsageError> {
-    match duration(raw, source, what)? {
-        d if d.is_zero() => Err(UsageError::new(
-            named(source, &format!("{what} `{raw}`")),
-            "is zero",
-            fix,
-        )),
-        d => Ok(d),
-    }
-}
-
-fn boolean(raw: &str, source: &Source, what: &str) -> Result<bool, UsageError> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(UsageError::new(
-            named(source, &format!("{what} `{raw}`")),
-            "is not a boolean",
-            "write `true` or `false`",
-        )),
-    }
 }
 
 impl Settings {
