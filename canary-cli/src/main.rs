@@ -17,11 +17,12 @@ mod signals;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 
-/// mimalloc, not the system allocator: a fleet run allocates and frees per
-/// request on every worker thread, and glibc's arena locks and
-/// consolidation took about a fifth of canary's CPU at 1,000 tenants; with
-/// mimalloc the run needs ~20% less CPU and finishes ~20% sooner
-/// (BENCHMARKS.md, "Fleet").
+/// mimalloc, not the system allocator, on x86_64 Linux: a fleet run
+/// allocates and frees per request on every worker thread, and glibc's
+/// arena locks, consolidation and heap growth took about a fifth of
+/// canary's CPU at 1,000 tenants (BENCHMARKS.md, "Fleet"). Other targets
+/// keep the system allocator (canary-cli/Cargo.toml says why).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
