@@ -12,6 +12,8 @@ use proptest::prelude::*;
 mod common;
 use common::*;
 
+/// This file's images live on `registry.example` (the shared fixtures'
+/// on `ghcr.io`): this definition shadows `common::image`.
 fn image(n: usize) -> ImageRef {
     ImageRef::parse(&format!("registry.example/acme/image{n}")).unwrap()
 }

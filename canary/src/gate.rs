@@ -395,10 +395,11 @@ impl Gate {
         self.promoter_with(images, fleet, Arc::new(suite)).await
     }
 
-    /// The promoter of a verify: the canary fleet read and checked against
-    /// the empty-fleet policy first. It reads no metrics: a shard's
-    /// evidence is partial, and a shard job needs neither Prometheus nor
-    /// its credential (see [`Gate::judging_promoter`]).
+    /// The promoter of a shard (`verify --shard`): the canary fleet read
+    /// and checked against the empty-fleet policy first. It reads no
+    /// metrics: a shard's evidence is partial, and a shard job needs
+    /// neither Prometheus nor its credential (see
+    /// [`Gate::judging_promoter`]).
     async fn fleet_promoter(&self, release: &Release) -> Result<Promoter, UsageError> {
         let fleet = self.fleet()?;
         let tenants = fleet.tenants().await.unwrap_or_default();
@@ -410,9 +411,10 @@ impl Gate {
 
     /// The promoter of a run that judges the whole release (a verify, or
     /// the `decide` that merges shards): [`Gate::fleet_promoter`] with the
-    /// configured metric analysis. Only these read metrics: a shard, a
-    /// rollback or a manual promotion never waits on (or fails for)
-    /// Prometheus.
+    /// configured metric analysis. Of the runs that check the canary
+    /// fleet, only these read metrics (the guard and `canary analyze` read
+    /// them too, on their own): a shard, a rollback or a manual promotion
+    /// never waits on (or fails for) Prometheus.
     async fn judging_promoter(&self, release: &Release) -> Result<Promoter, UsageError> {
         let analysis = self.analysis()?;
         let promoter = self.fleet_promoter(release).await?;

@@ -201,6 +201,7 @@ async fn a_shard_needs_no_prometheus_credential_and_decide_does() {
         .arg(shards.join("1.json"));
     let r = run(cmd).await;
     assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("CANARY_TEST_PROM_TOKEN"), "{}", r.stderr);
     let partial: Value =
         serde_json::from_str(&std::fs::read_to_string(shards.join("1.json")).unwrap()).unwrap();
     assert_eq!(partial["outcome"], "passed", "{partial}");
