@@ -15,35 +15,6 @@ use futures::executor::block_on;
 mod common;
 use common::*;
 
-const OLD: &str = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-
-fn release() -> Release {
-    Release::new(
-        GitSha::parse(SHA).unwrap(),
-        (0..2).map(image).collect(),
-        TagTemplate::parse("staging-{sha}").unwrap(),
-        TagTemplate::parse("latest").unwrap(),
-    )
-    .unwrap()
-}
-
-fn seeded() -> MemoryRegistry {
-    let r = MemoryRegistry::new();
-    for i in 0..2 {
-        for sha in [OLD, SHA] {
-            let m = Manifest::new(
-                "application/vnd.oci.image.manifest.v1+json",
-                format!("{{\"image\":{i},\"sha\":\"{sha}\"}}").into_bytes(),
-            );
-            r.push(&image(i), &tag(&format!("staging-{sha}")), m.clone());
-            if sha == OLD {
-                r.push(&image(i), &tag("latest"), m);
-            }
-        }
-    }
-    r
-}
-
 fn fleet() -> StaticFleet {
     StaticFleet::new(vec![Tenant::new(
         "https://canary-0.example",
@@ -107,10 +78,10 @@ fn staging(r: &MemoryRegistry, sha: &str) -> Vec<Option<Digest>> {
 
 #[test]
 fn a_failed_metric_rejects_a_release_the_smoke_suite_passed() {
-    let r = seeded();
+    let r = seeded(2);
     let report = block_on(
         promoter(&r, metrics(100.0, 5000.0), Duration::ZERO)
-            .verify(&release(), &VerifyOptions::default()),
+            .verify(&release(2, SHA), &VerifyOptions::default()),
     );
     assert_eq!(report.outcome, Outcome::Rejected, "{}", report.reason);
     assert!(
@@ -125,7 +96,7 @@ fn a_failed_metric_rejects_a_release_the_smoke_suite_passed() {
     );
     assert_eq!(
         latest(&r),
-        staging(&r, OLD),
+        staging(&r, OLD_SHA),
         "latest moved on a failed metric"
     );
     assert_eq!(r.count(Op::Put), 0);
@@ -136,10 +107,10 @@ fn a_failed_metric_rejects_a_release_the_smoke_suite_passed() {
 
 #[test]
 fn too_few_requests_is_inconclusive_never_a_pass() {
-    let r = seeded();
+    let r = seeded(2);
     let report = block_on(
         promoter(&r, metrics(3.0, 40.0), Duration::ZERO)
-            .verify(&release(), &VerifyOptions::default()),
+            .verify(&release(2, SHA), &VerifyOptions::default()),
     );
     assert_eq!(report.outcome, Outcome::Inconclusive, "{}", report.reason);
     assert!(
@@ -147,16 +118,16 @@ fn too_few_requests_is_inconclusive_never_a_pass() {
         "{}",
         report.reason
     );
-    assert_eq!(latest(&r), staging(&r, OLD));
+    assert_eq!(latest(&r), staging(&r, OLD_SHA));
 }
 
 #[test]
 fn a_failing_query_is_inconclusive() {
-    let r = seeded();
+    let r = seeded(2);
     let source = metrics(6.0, 5000.0);
     source.set("total{release=\"baseline\"}", vec![]);
     let report = block_on(
-        promoter(&r, source, Duration::ZERO).verify(&release(), &VerifyOptions::default()),
+        promoter(&r, source, Duration::ZERO).verify(&release(2, SHA), &VerifyOptions::default()),
     );
     assert_eq!(report.outcome, Outcome::Inconclusive, "{}", report.reason);
     assert!(
@@ -164,7 +135,7 @@ fn a_failing_query_is_inconclusive() {
         "{}",
         report.reason
     );
-    let r2 = seeded();
+    let r2 = seeded(2);
     let p = Promoter::new(
         Arc::new(r2.clone()),
         Arc::new(fleet()),
@@ -177,18 +148,18 @@ fn a_failing_query_is_inconclusive() {
         window: Duration::ZERO,
         interval: Duration::ZERO,
     });
-    let report = block_on(p.verify(&release(), &VerifyOptions::default()));
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
     assert_eq!(report.outcome, Outcome::Inconclusive, "{}", report.reason);
     assert_eq!(report.analysis.unwrap().query_errors(), 1);
 }
 
 #[test]
 fn a_green_analysis_promotes_and_the_record_keeps_every_verdict() {
-    let r = seeded();
+    let r = seeded(2);
     let ledger = Arc::new(MemoryLedger::new());
     let source = metrics(6.0, 5000.0);
     let p = promoter(&r, source.clone(), Duration::from_secs(300)).with_ledger(ledger.clone());
-    let report = block_on(p.verify(&release(), &VerifyOptions::default()));
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
     assert_eq!(report.outcome, Outcome::Promoted, "{}", report.reason);
     assert!(
         report.reason.contains("all 1 metrics passed"),
@@ -216,11 +187,11 @@ fn a_green_analysis_promotes_and_the_record_keeps_every_verdict() {
 
 #[test]
 fn a_shard_does_not_read_metrics() {
-    let r = seeded();
+    let r = seeded(2);
     let source = metrics(100.0, 5000.0);
     let p = promoter(&r, source.clone(), Duration::ZERO);
     let report = block_on(p.verify(
-        &release(),
+        &release(2, SHA),
         &VerifyOptions {
             shard: Some(Shard::parse("1/1").unwrap()),
             ..VerifyOptions::default()

@@ -22,16 +22,6 @@ const OLD: &str = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const NEW: &str = "4c1d56e0a1b2c3d4e5f60718293a4b5c6d7e8f90";
 const THIRD: &str = "3333333ccccccccccccccccccccccccccccccccc";
 
-fn release(sha: &str) -> Release {
-    Release::new(
-        GitSha::parse(sha).unwrap(),
-        (0..2).map(image).collect(),
-        TagTemplate::parse("staging-{sha}").unwrap(),
-        TagTemplate::parse("latest").unwrap(),
-    )
-    .unwrap()
-}
-
 /// Three releases staged; `latest` on OLD.
 fn seeded() -> MemoryRegistry {
     let r = MemoryRegistry::new();
@@ -172,7 +162,7 @@ fn promoted_twice(registry: &MemoryRegistry) -> Arc<MemoryLedger> {
             Arc::new(ManualClock::new(1_000)),
         )
         .with_ledger(ledger.clone());
-        let r = block_on(p.verify(&release(sha), &VerifyOptions::default()));
+        let r = block_on(p.verify(&release(2, sha), &VerifyOptions::default()));
         assert!(
             matches!(r.outcome, Outcome::Promoted),
             "{sha}: {:?} {}",
@@ -209,7 +199,7 @@ fn a_green_bake_passes_and_moves_nothing() {
     let suite = Arc::new(Rounds::new(&[CheckStatus::Passed]));
     let report = block_on(
         guard_promoter(&registry, Some(ledger), suite.clone(), prod(3))
-            .guard(&release(NEW), &options(2)),
+            .guard(&release(2, NEW), &options(2)),
     );
     assert_eq!(report.outcome, Outcome::Passed, "{}", report.reason);
     assert_eq!(report.exit_code, 0);
@@ -238,7 +228,7 @@ fn red_rounds_in_a_row_revert_to_the_previous_release_with_a_record() {
     let suite = Arc::new(Rounds::new(&[CheckStatus::Passed, CheckStatus::Failed]));
     let report = block_on(
         guard_promoter(&registry, Some(ledger.clone()), suite, prod(2))
-            .guard(&release(NEW), &options(2)),
+            .guard(&release(2, NEW), &options(2)),
     );
     assert_eq!(report.outcome, Outcome::Reverted, "{}", report.reason);
     assert_eq!(report.exit_code, 1);
@@ -303,7 +293,8 @@ fn a_release_promoted_over_during_the_bake_is_never_reverted() {
     ));
     let before = staging(&registry, THIRD);
     let report = block_on(
-        guard_promoter(&registry, Some(ledger), suite, prod(1)).guard(&release(NEW), &options(3)),
+        guard_promoter(&registry, Some(ledger), suite, prod(1))
+            .guard(&release(2, NEW), &options(3)),
     );
     assert_eq!(report.outcome, Outcome::Inconclusive, "{}", report.reason);
     assert!(
@@ -326,7 +317,7 @@ fn a_release_that_is_not_latest_is_not_guarded() {
     let suite = Arc::new(Rounds::new(&[CheckStatus::Failed]));
     let report = block_on(
         guard_promoter(&registry, Some(ledger), suite.clone(), prod(1))
-            .guard(&release(THIRD), &options(1)),
+            .guard(&release(2, THIRD), &options(1)),
     );
     assert_eq!(report.outcome, Outcome::Inconclusive, "{}", report.reason);
     assert!(
@@ -348,7 +339,7 @@ fn production_never_converging_is_inconclusive_and_moves_nothing() {
     let puts = puts_on_latest(&registry);
     let report = block_on(
         guard_promoter(&registry, Some(ledger), suite.clone(), prod(2))
-            .guard(&release(NEW), &options(1)),
+            .guard(&release(2, NEW), &options(1)),
     );
     assert_eq!(report.outcome, Outcome::Inconclusive, "{}", report.reason);
     assert!(
@@ -378,7 +369,8 @@ fn rounds_with_no_verdict_never_revert() {
     ]));
     let puts = puts_on_latest(&registry);
     let report = block_on(
-        guard_promoter(&registry, Some(ledger), suite, prod(1)).guard(&release(NEW), &options(2)),
+        guard_promoter(&registry, Some(ledger), suite, prod(1))
+            .guard(&release(2, NEW), &options(2)),
     );
     assert_eq!(report.outcome, Outcome::Inconclusive, "{}", report.reason);
     assert_eq!(puts_on_latest(&registry), puts);
@@ -391,7 +383,8 @@ fn without_a_ledger_or_a_target_the_guard_refuses_before_watching() {
     promoted_twice(&registry);
     let suite = Arc::new(Rounds::new(&[CheckStatus::Failed]));
     let report = block_on(
-        guard_promoter(&registry, None, suite.clone(), prod(1)).guard(&release(NEW), &options(1)),
+        guard_promoter(&registry, None, suite.clone(), prod(1))
+            .guard(&release(2, NEW), &options(1)),
     );
     assert_eq!(report.outcome, Outcome::Failed, "{}", report.reason);
     assert!(
@@ -402,7 +395,7 @@ fn without_a_ledger_or_a_target_the_guard_refuses_before_watching() {
     assert_eq!(suite.calls.load(Ordering::SeqCst), 0);
     // With an explicit target it acts without a ledger.
     let report = block_on(guard_promoter(&registry, None, suite, prod(1)).guard(
-        &release(NEW),
+        &release(2, NEW),
         &GuardOptions {
             revert_to: Some(GitSha::parse(THIRD).unwrap()),
             ..options(1)
@@ -425,11 +418,12 @@ fn the_previous_release_is_found_from_the_before_digests_when_nothing_else_says(
         Arc::new(ManualClock::new(1_000)),
     )
     .with_ledger(ledger.clone());
-    let r = block_on(p.verify(&release(NEW), &VerifyOptions::default()));
+    let r = block_on(p.verify(&release(2, NEW), &VerifyOptions::default()));
     assert_eq!(r.outcome, Outcome::Promoted, "{}", r.reason);
     let suite = Arc::new(Rounds::new(&[CheckStatus::Failed]));
     let report = block_on(
-        guard_promoter(&registry, Some(ledger), suite, prod(1)).guard(&release(NEW), &options(1)),
+        guard_promoter(&registry, Some(ledger), suite, prod(1))
+            .guard(&release(2, NEW), &options(1)),
     );
     assert_eq!(report.outcome, Outcome::Reverted, "{}", report.reason);
     assert_eq!(latest(&registry), staging(&registry, OLD));
@@ -472,7 +466,7 @@ fn a_failed_metric_makes_a_round_red_and_reverts_though_every_check_passed() {
     let report = block_on(
         guard_promoter(&registry, Some(ledger), suite, prod(2))
             .with_analysis(analysis)
-            .guard(&release(NEW), &options(2)),
+            .guard(&release(2, NEW), &options(2)),
     );
     assert_eq!(report.outcome, Outcome::Reverted, "{}", report.reason);
     assert!(

@@ -15,37 +15,11 @@ use futures::executor::block_on;
 mod common;
 use common::*;
 
-fn seeded() -> MemoryRegistry {
-    let r = MemoryRegistry::new();
-    for i in 0..2 {
-        let m = |rel: &str| {
-            Manifest::new(
-                "application/vnd.oci.image.manifest.v1+json",
-                format!("{{\"image\":{i},\"release\":\"{rel}\"}}").into_bytes(),
-            )
-        };
-        r.push(&image(i), &tag(&format!("staging-{OLD_SHA}")), m("old"));
-        r.push(&image(i), &tag("latest"), m("old"));
-        r.push(&image(i), &tag(&format!("staging-{SHA}")), m("new"));
-    }
-    r
-}
-
 fn on(r: &MemoryRegistry, sha: &str) -> bool {
     (0..2).all(|i| {
         r.tag_digest(&image(i), &tag("latest"))
             == r.tag_digest(&image(i), &tag(&format!("staging-{sha}")))
     })
-}
-
-fn release() -> Release {
-    Release::new(
-        GitSha::parse(SHA).unwrap(),
-        (0..2).map(image).collect(),
-        TagTemplate::parse("staging-{sha}").unwrap(),
-        TagTemplate::parse("latest").unwrap(),
-    )
-    .unwrap()
 }
 
 /// Raises the interrupt after the `nth` PUT (1-based).
@@ -112,7 +86,7 @@ fn promoter(registry: Arc<dyn Registry>, clock: Arc<dyn Clock>, interrupt: &Inte
 
 #[test]
 fn before_the_run_nothing_is_read_or_written() {
-    let r = seeded();
+    let r = seeded(2);
     let interrupt = Interrupt::new();
     interrupt.raise();
     let p = promoter(
@@ -120,7 +94,7 @@ fn before_the_run_nothing_is_read_or_written() {
         Arc::new(ManualClock::new(0)),
         &interrupt,
     );
-    let report = block_on(p.verify(&release(), &VerifyOptions::default()));
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
     assert_eq!(report.outcome, Outcome::Interrupted);
     assert_eq!(report.exit_code, 5);
     assert_eq!(r.count(Op::Put) + r.count(Op::Head), 0);
@@ -129,14 +103,14 @@ fn before_the_run_nothing_is_read_or_written() {
 
 #[test]
 fn during_the_rollout_wait_nothing_moves() {
-    let r = seeded();
+    let r = seeded(2);
     let interrupt = Interrupt::new();
     let clock = SignalWhileWaiting {
         inner: ManualClock::new(0),
         interrupt: interrupt.clone(),
     };
     let p = promoter(Arc::new(r.clone()), Arc::new(clock), &interrupt);
-    let report = block_on(p.verify(&release(), &VerifyOptions::default()));
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
     assert_eq!(report.outcome, Outcome::Interrupted, "{}", report.reason);
     assert!(
         report.reason.contains("before any write"),
@@ -149,7 +123,7 @@ fn during_the_rollout_wait_nothing_moves() {
 
 #[test]
 fn after_the_first_move_it_is_put_back() {
-    let r = seeded();
+    let r = seeded(2);
     let interrupt = Interrupt::new();
     let registry = SignalAfterPut {
         inner: r.clone(),
@@ -162,7 +136,7 @@ fn after_the_first_move_it_is_put_back() {
         Arc::new(ManualClock::new(0)),
         &interrupt,
     );
-    let report = block_on(p.verify(&release(), &VerifyOptions::default()));
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
     assert_eq!(report.outcome, Outcome::Interrupted, "{}", report.reason);
     assert!(report.reason.contains("put back"), "{}", report.reason);
     assert!(
@@ -173,7 +147,7 @@ fn after_the_first_move_it_is_put_back() {
 
 #[test]
 fn after_the_last_move_it_is_verified() {
-    let r = seeded();
+    let r = seeded(2);
     let interrupt = Interrupt::new();
     let registry = SignalAfterPut {
         inner: r.clone(),
@@ -186,7 +160,7 @@ fn after_the_last_move_it_is_verified() {
         Arc::new(ManualClock::new(0)),
         &interrupt,
     );
-    let report = block_on(p.verify(&release(), &VerifyOptions::default()));
+    let report = block_on(p.verify(&release(2, SHA), &VerifyOptions::default()));
     assert_eq!(report.outcome, Outcome::Interrupted, "{}", report.reason);
     assert!(report.reason.contains("verified"), "{}", report.reason);
     assert!(

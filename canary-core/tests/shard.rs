@@ -16,29 +16,13 @@ use common::*;
 const OTHER_SHA: &str = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const TENANTS: usize = 10;
 
-fn release(sha: &str) -> Release {
-    Release::new(
-        GitSha::parse(sha).unwrap(),
-        (0..2).map(image).collect(),
-        TagTemplate::parse("staging-{sha}").unwrap(),
-        TagTemplate::parse("latest").unwrap(),
-    )
-    .unwrap()
-}
-
+/// The shared two-image registry, with a third release staged
+/// (`OTHER_SHA`, for a mismatched sha).
 fn seeded() -> MemoryRegistry {
-    let r = MemoryRegistry::new();
+    let r = common::seeded(2);
     for i in 0..2 {
-        let m = |rel: &str| {
-            Manifest::new(
-                "application/vnd.oci.image.manifest.v1+json",
-                format!("{{\"image\":{i},\"release\":\"{rel}\"}}").into_bytes(),
-            )
-        };
-        r.push(&image(i), &tag(&format!("staging-{OLD_SHA}")), m("old"));
-        r.push(&image(i), &tag("latest"), m("old"));
-        r.push(&image(i), &tag(&format!("staging-{SHA}")), m("new"));
-        r.push(&image(i), &tag(&format!("staging-{OTHER_SHA}")), m("other"));
+        let other = manifest(&format!("{{\"image\":{i},\"release\":\"other\"}}"));
+        r.push(&image(i), &tag(&format!("staging-{OTHER_SHA}")), other);
     }
     r
 }
@@ -86,7 +70,7 @@ fn shard_reports(registry: &MemoryRegistry, suite: &ScriptedSuite, n: u32) -> Ve
     (1..=n)
         .map(|k| {
             let p = promoter(registry, fleet(TENANTS), suite.clone());
-            let report = block_on(p.verify(&release(SHA), &options(Some(&format!("{k}/{n}")))));
+            let report = block_on(p.verify(&release(2, SHA), &options(Some(&format!("{k}/{n}")))));
             let json = serde_json::to_string(&report).unwrap();
             Partial {
                 name: format!("shard-{k}.json"),
@@ -109,7 +93,7 @@ fn statuses(report: &PromotionReport) -> Vec<ImageStatus> {
 fn same_as_unsharded(suite: &ScriptedSuite, expected: Outcome) {
     let single = seeded();
     let one = block_on(
-        promoter(&single, fleet(TENANTS), suite.clone()).verify(&release(SHA), &options(None)),
+        promoter(&single, fleet(TENANTS), suite.clone()).verify(&release(2, SHA), &options(None)),
     );
     assert_eq!(one.outcome, expected, "{}", one.reason);
 
@@ -122,7 +106,7 @@ fn same_as_unsharded(suite: &ScriptedSuite, expected: Outcome) {
     assert_eq!(owned, TENANTS);
     let decided = block_on(
         promoter(&sharded, fleet(TENANTS), ScriptedSuite::new()).decide(
-            &release(SHA),
+            &release(2, SHA),
             &partials,
             &options(None),
         ),
@@ -180,7 +164,7 @@ fn refused(partials: &[Partial], decide_suite: &str, sha: &str) -> PromotionRepo
         suite_digest: Some(suite_digest(decide_suite)),
         ..RunMeta::default()
     });
-    let report = block_on(p.decide(&release(sha), partials, &options(None)));
+    let report = block_on(p.decide(&release(2, sha), partials, &options(None)));
     assert_eq!(report.outcome, Outcome::Usage, "{}", report.reason);
     assert_eq!(
         registry.calls().len(),
@@ -226,7 +210,7 @@ fn a_mismatched_sha_or_suite_or_fleet_is_refused() {
             let p = promoter(&seeded(), fleet(TENANTS - 1), ScriptedSuite::new());
             Partial {
                 name: format!("shard-{k}.json"),
-                report: block_on(p.verify(&release(SHA), &options(Some(&format!("{k}/2"))))),
+                report: block_on(p.verify(&release(2, SHA), &options(Some(&format!("{k}/2"))))),
             }
         })
         .collect();
@@ -289,11 +273,11 @@ fn a_shard_that_never_checked_makes_decide_inconclusive() {
     let mut partials = shard_reports(&registry, &ScriptedSuite::new(), 2);
     let broken = MemoryRegistry::new();
     let p = promoter(&broken, fleet(TENANTS), ScriptedSuite::new());
-    partials[1].report = block_on(p.verify(&release(SHA), &options(Some("2/2"))));
+    partials[1].report = block_on(p.verify(&release(2, SHA), &options(Some("2/2"))));
     assert_eq!(partials[1].report.outcome, Outcome::Failed);
     let decided = block_on(
         promoter(&registry, fleet(TENANTS), ScriptedSuite::new()).decide(
-            &release(SHA),
+            &release(2, SHA),
             &partials,
             &options(None),
         ),
