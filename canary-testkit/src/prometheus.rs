@@ -36,12 +36,12 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::fs;
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::child::{exits_after_stdin_closes, wait_ready, ChildServer};
+use crate::child::{exits_after_stdin_closes, start_on_free_port, ChildServer};
 use crate::real_registry::run;
 
 const INSTALL: &str = "Prometheus is not installed: the metric-analysis tests need Debian's \
@@ -167,16 +167,13 @@ impl Prometheus {
             dir,
             child: None,
         };
-        // The port is free when we look; another process may take it first,
-        // so a start that fails is retried on a new port.
-        let mut last = String::new();
-        for _ in 0..3 {
-            prometheus.addr = ([127, 0, 0, 1], free_port()).into();
+        let started = start_on_free_port(&mut prometheus, |prometheus, addr| {
+            prometheus.addr = addr;
             let _ = fs::remove_file(prometheus.log_path());
             let args = vec![
                 format!("--config.file={}", config_path.display()),
                 format!("--storage.tsdb.path={}", data.display()),
-                format!("--web.listen-address={}", prometheus.addr),
+                format!("--web.listen-address={addr}"),
                 "--storage.tsdb.retention.time=10y".to_string(),
                 "--log.level=info".to_string(),
             ];
@@ -185,15 +182,11 @@ impl Prometheus {
                 &prometheus.pid_path(),
                 &args,
             ));
-            match wait_ready(&mut prometheus, Duration::from_secs(20)) {
-                Ok(()) => return prometheus,
-                Err(why) => {
-                    last = why;
-                    prometheus.stop();
-                }
-            }
+        });
+        match started {
+            Ok(()) => prometheus,
+            Err(why) => panic!("prometheus did not start: {why}"),
         }
-        panic!("prometheus did not start: {last}");
     }
 
     fn log_path(&self) -> PathBuf {
@@ -261,6 +254,10 @@ impl ChildServer for Prometheus {
         Prometheus::log(self)
     }
 
+    fn stop(&mut self) {
+        Prometheus::stop(self);
+    }
+
     /// `GET /-/ready` answers 200.
     fn ready(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(500))
@@ -303,11 +300,6 @@ exit "$s""#;
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start sh for prometheus: {e}"))
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
 }
 
 fn which(binary: &str) -> Option<PathBuf> {

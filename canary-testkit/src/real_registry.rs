@@ -20,14 +20,14 @@
 use std::fmt;
 use std::fs;
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rand::Rng as _;
 
-use crate::child::{exits_after_stdin_closes, wait_ready, ChildServer};
+use crate::child::{exits_after_stdin_closes, start_on_free_port, ChildServer};
 
 /// How the registry is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,11 +142,6 @@ pub(crate) fn run(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::thread_rng().fill(&mut buf[..]);
@@ -236,11 +231,8 @@ impl RealRegistry {
             username,
             password,
         };
-        // The port is free when we look; another process may take it before
-        // the registry binds, so a start that fails is retried on a new port.
-        let mut last_log = String::new();
-        for _ in 0..3 {
-            registry.addr = ([127, 0, 0, 1], free_port()).into();
+        let started = start_on_free_port(&mut registry, |registry, addr| {
+            registry.addr = addr;
             let root = registry.dir.path().to_path_buf();
             let config = format!(
                 "version: 0.1\n\
@@ -249,7 +241,6 @@ impl RealRegistry {
                  http:\n  addr: {addr}\n  secret: {secret}\n{tls}\
                  {auth}",
                 data = root.join("data").display(),
-                addr = registry.addr,
                 secret = random_hex(16),
             );
             let config_path = root.join("config.yml");
@@ -262,15 +253,11 @@ impl RealRegistry {
                 &root.join("access.log"),
                 &root.join("registry.log"),
             ));
-            match wait_ready(&mut registry, Duration::from_secs(20)) {
-                Ok(()) => return registry,
-                Err(why) => {
-                    last_log = why;
-                    registry.stop();
-                }
-            }
+        });
+        match started {
+            Ok(()) => registry,
+            Err(why) => panic!("{binary} did not start: {why}"),
         }
-        panic!("{binary} did not start: {last_log}");
     }
 
     /// A TCP connect, and for plain HTTP an actual `GET /v2/` (the TLS
@@ -525,6 +512,10 @@ impl ChildServer for RealRegistry {
 
     fn log(&self) -> String {
         self.server_log()
+    }
+
+    fn stop(&mut self) {
+        RealRegistry::stop(self);
     }
 
     /// It logged "listening on" and answers.
