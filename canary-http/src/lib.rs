@@ -4,9 +4,11 @@
 mod ca;
 mod clock;
 mod retry;
+mod text;
 mod tls;
 
 pub use ca::load_ca_bundle;
 pub use clock::SystemClock;
 pub use retry::{backoff, parse_retry_after, retry_after};
+pub use text::one_line;
 pub use tls::tls_config;

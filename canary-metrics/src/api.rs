@@ -169,16 +169,7 @@ pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
 
 /// The body, on one line and cut short, for a message.
 fn snippet(body: &[u8], secrets: &[String]) -> String {
-    let text = scrub(&String::from_utf8_lossy(body), secrets);
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(SNIPPET)
-        .collect();
-    if text.chars().count() > SNIPPET {
-        out.push('…');
-    }
-    out.trim().to_string()
+    canary_http::one_line(&scrub(&String::from_utf8_lossy(body), secrets), SNIPPET)
 }
 
 /// The series of an answer, or what went wrong. `retry` in the error

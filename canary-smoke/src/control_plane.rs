@@ -182,16 +182,7 @@ fn redact(text: &str, token: &str) -> String {
 
 /// The body, on one line and cut short, for a message.
 fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(SNIPPET)
-        .collect();
-    if text.chars().count() > SNIPPET {
-        out.push('…');
-    }
-    out.trim().to_string()
+    canary_http::one_line(&String::from_utf8_lossy(body), SNIPPET)
 }
 
 /// What an answer to the enrolment means. 2xx: enrolled, or already a
