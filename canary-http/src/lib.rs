@@ -10,5 +10,5 @@ mod tls;
 pub use ca::load_ca_bundle;
 pub use clock::SystemClock;
 pub use retry::{backoff, parse_retry_after, retry_after};
-pub use text::one_line;
+pub use text::{one_line, user_agent};
 pub use tls::tls_config;

@@ -73,13 +73,7 @@ impl PrometheusSource {
         options.check_auth()?;
         options.check_limits()?;
         let tls = canary_http::tls_config(options.ca_file.as_deref(), CA_SETTING)?;
-        let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| {
-            UsageError::new(
-                format!("user agent `{}`", options.user_agent.escape_debug()),
-                "is not a valid header value",
-                "use printable ASCII",
-            )
-        })?;
+        let user_agent = canary_http::user_agent(&options.user_agent)?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(options.timeout.min(Duration::from_secs(10)))

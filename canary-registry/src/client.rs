@@ -27,7 +27,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use canary_core::{Digest, ImageRef, UsageError};
-use reqwest::header::HeaderValue;
 
 use self::auth::AuthState;
 use crate::endpoint::{self, Insecure};
@@ -111,13 +110,7 @@ impl OciRegistry {
                 "use 1 for no retries",
             ));
         }
-        let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| {
-            UsageError::new(
-                format!("user agent `{}`", options.user_agent.escape_debug()),
-                "is not a valid header value",
-                "use printable ASCII",
-            )
-        })?;
+        let user_agent = canary_http::user_agent(&options.user_agent)?;
         let mut builder = reqwest::Client::builder()
             .user_agent(user_agent)
             .timeout(options.timeout)
